@@ -1,0 +1,243 @@
+"""The app: the task registry, the store it talks to, and the settings both share."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, ParamSpec, TypeVar, overload
+
+from conveyor.backends import Backend, Retention, open_backend
+from conveyor.errors import ConfigurationError, JobNotFound, UnknownTask
+from conveyor.handle import Job
+from conveyor.job import JobRecord, JobState, NewJob
+from conveyor.options import EnqueueOptions, check_priority, check_queue, check_seconds
+from conveyor.retry import Backoff, RetryPolicy, normalise_backoff
+from conveyor.serialization import encode_payload
+from conveyor.task import Task
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+HookEvent = Literal["started", "progress", "completed", "retrying", "failed", "cancelled"]
+HOOK_EVENTS: frozenset[str] = frozenset({"started", "progress", "completed", "retrying", "failed", "cancelled"})
+DEFAULT_URL = "sqlite:///conveyor.db"
+
+logger = logging.getLogger("conveyor")
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """What a hook receives: the job as stored, plus what the event adds."""
+
+    name: str
+    job: JobRecord
+    result: Any = None
+    error: str | None = None  # "Type: message" for retrying and failed
+    delay: float | None = None  # seconds until the retry
+    progress: float | None = None
+    message: str | None = None
+
+
+Hook = Callable[[JobEvent], None]
+
+
+class Conveyor:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        default_queue: str = "default",
+        max_payload: int = 1024 * 1024,
+        lease_seconds: float = 30.0,
+        heartbeat_interval: float = 5.0,
+        result_ttl: float = 24 * 3600.0,
+        failed_ttl: float = 7 * 24 * 3600.0,
+        cancelled_ttl: float = 24 * 3600.0,
+    ) -> None:
+        """`url` defaults to $CONVEYOR_URL, else sqlite:///conveyor.db in the working directory.
+        The store is opened on first use, so importing a module that makes an app touches nothing."""
+        self.url = url or os.environ.get("CONVEYOR_URL") or DEFAULT_URL
+        self.default_queue = check_queue(default_queue)
+        if isinstance(max_payload, bool) or not isinstance(max_payload, int) or max_payload <= 0:
+            raise ConfigurationError(f"max_payload={max_payload!r}: use a positive number of bytes")
+        self.max_payload = max_payload
+        self.lease_seconds = check_seconds("lease_seconds", lease_seconds, positive=True) or 30.0
+        self.heartbeat_interval = check_seconds("heartbeat_interval", heartbeat_interval, positive=True) or 5.0
+        if self.heartbeat_interval >= self.lease_seconds:
+            raise ConfigurationError(f"heartbeat_interval={heartbeat_interval} must be shorter than "
+                                     f"lease_seconds={lease_seconds}, or leases expire between heartbeats")
+        self.retention = Retention(
+            completed=check_seconds("result_ttl", result_ttl) or 0.0,
+            failed=check_seconds("failed_ttl", failed_ttl) or 0.0,
+            cancelled=check_seconds("cancelled_ttl", cancelled_ttl) or 0.0,
+        )
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.hooks: dict[str, list[Hook]] = {name: [] for name in HOOK_EVENTS}
+        self.import_path: str | None = None  # set by the CLI's loader; process pools need it
+        self._backend: Backend | None = None
+        self._backend_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Conveyor {self.url} tasks={len(self.tasks)}>"
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            with self._backend_lock:
+                if self._backend is None:
+                    self._backend = open_backend(self.url, retention=self.retention)
+        return self._backend
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    # -- defining tasks ---------------------------------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(self, fn: None = None, /, *, name: str | None = None, queue: str | None = None, priority: int = 0,
+             max_retries: int = 3, retry_backoff: Backoff | bool = "exponential", retry_delay: float | None = None,
+             default_retry_delay: float | None = None, retry_backoff_max: float = 3600.0,
+             retry_jitter: bool = True, retry_on: Sequence[type[BaseException]] | None = None,
+             autoretry_for: Sequence[type[BaseException]] | None = None, timeout: float | None = None,
+             bind: bool = False) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+    def task(self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
+             queue: str | None = None, priority: int = 0, max_retries: int = 3,
+             retry_backoff: Backoff | bool = "exponential", retry_delay: float | None = None,
+             default_retry_delay: float | None = None, retry_backoff_max: float = 3600.0,
+             retry_jitter: bool = True, retry_on: Sequence[type[BaseException]] | None = None,
+             autoretry_for: Sequence[type[BaseException]] | None = None,
+             timeout: float | None = None, bind: bool = False) -> Any:
+        """Register a function (sync or async) as a task.
+
+        Retries: `max_retries` after the first attempt (default 3), on exceptions in `retry_on`
+        (default: any Exception; `autoretry_for` is Celery's name), with `retry_backoff`
+        'exponential' (default), 'fixed' or a function (retry_number, exc) -> seconds, starting at
+        `retry_delay` seconds (default 1; Celery's `default_retry_delay` also sets it), capped
+        at `retry_backoff_max`, with jitter unless `retry_jitter=False`.
+        """
+        def register(function: Callable[..., Any]) -> Task[Any, Any]:
+            task_name = name or f"{function.__module__}.{function.__qualname__}"
+            if task_name in self.tasks and self.tasks[task_name].fn is not function:
+                raise ConfigurationError(f"two tasks are named {task_name!r}; pass name=... to one of them")
+            delay = retry_delay if retry_delay is not None else default_retry_delay
+            policy = RetryPolicy(
+                max_retries=max_retries, backoff=normalise_backoff(retry_backoff),
+                delay=1.0 if delay is None else delay, max_delay=retry_backoff_max, jitter=retry_jitter,
+                retry_on=tuple(retry_on or autoretry_for or (Exception,)),
+            )
+            task: Task[Any, Any] = Task(
+                self, function, name=task_name, queue=check_queue(queue or self.default_queue),
+                priority=check_priority(priority), policy=policy,
+                timeout=check_seconds("timeout", timeout, allow_none=True, positive=True), bind=bind,
+                default_retry_delay=default_retry_delay,
+            )
+            self.tasks[task_name] = task
+            return task
+
+        return register(fn) if fn is not None else register
+
+    def get_task(self, name: str) -> Task[Any, Any]:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            known = ", ".join(sorted(self.tasks)[:10]) or "none"
+            raise UnknownTask(f"no task named {name!r} is registered in this app (known: {known}); "
+                              "check the worker imports the module that defines it") from None
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    def on(self, event: HookEvent) -> Callable[[Hook], Hook]:
+        """Register a worker-side hook: started, progress, completed, retrying, failed, cancelled."""
+        if event not in HOOK_EVENTS:
+            raise ConfigurationError(f"unknown hook event {event!r}; use one of {', '.join(sorted(HOOK_EVENTS))}")
+
+        def register(hook: Hook) -> Hook:
+            self.hooks[event].append(hook)
+            return hook
+
+        return register
+
+    def emit(self, event: JobEvent) -> None:
+        """Call the hooks for an event; a failing hook is logged and never stops the worker."""
+        for hook in self.hooks[event.name]:
+            try:
+                hook(event)
+            except Exception:
+                logger.exception("hook %s for %r on job %s failed", getattr(hook, "__name__", hook),
+                                 event.name, event.job.id)
+
+    # -- producing jobs ---------------------------------------------------------------------
+
+    def enqueue_calls(self, task: Task[Any, R], calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
+                      options: EnqueueOptions) -> list[Job[R]]:
+        """Encode and store a batch of calls of one task in one atomic round trip."""
+        max_retries = options.max_retries if options.max_retries is not None else task.policy.max_retries
+        new_jobs = [
+            NewJob(
+                id=options.job_id or uuid.uuid4().hex,
+                task=task.name,
+                queue=options.queue or task.queue,
+                priority=options.priority if options.priority is not None else task.priority,
+                payload=encode_payload(task.name, task.fn, args, kwargs, self.max_payload),
+                max_attempts=max_retries + 1,
+                timeout=options.timeout if options.timeout is not None else task.timeout,
+                delay=options.delay,
+                run_at=options.run_at,
+            )
+            for args, kwargs in calls
+        ]
+        if options.connection is not None:
+            raise ConfigurationError("connection=... (transactional enqueue) needs a PostgreSQL store; "
+                                     f"this app uses {self.url}")
+        return [Job(self, record) for record in self.backend.enqueue(new_jobs)]
+
+    def enqueue(self, task_name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
+                **options: Any) -> Job[Any]:
+        """Enqueue by task name (for tools and other services that do not import the task)."""
+        task = self.tasks.get(task_name) or Task(
+            self, lambda *a, **k: None, name=task_name, queue=self.default_queue, priority=0,
+            policy=RetryPolicy(), timeout=None, bind=False, default_retry_delay=None)
+        return task.apply_async(args, kwargs, **options)
+
+    # -- reading and steering ---------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> Job[Any]:
+        record = self.backend.get(job_id)
+        if record is None:
+            raise JobNotFound(f"no job with id {job_id!r} (never enqueued, or pruned after its retention)")
+        return Job(self, record)
+
+    def jobs(self, *, state: JobState | str | None = None, queue: str | None = None, task: str | None = None,
+             limit: int = 50, offset: int = 0) -> list[Job[Any]]:
+        """Jobs newest first, filtered by state, queue and task name, paginated."""
+        if state is not None:
+            try:
+                state = JobState(state)
+            except ValueError:
+                raise ConfigurationError(f"state={state!r}: use one of {', '.join(JobState)}") from None
+        records = self.backend.list_jobs(state=state, queue=queue, task=task, limit=limit, offset=offset)
+        return [Job(self, record) for record in records]
+
+    def counts(self) -> dict[str, dict[JobState, int]]:
+        return self.backend.counts()
+
+    def pause(self, queue: str) -> None:
+        """Workers stop taking jobs from `queue` (running ones finish); enqueueing goes on."""
+        self.backend.pause(check_queue(queue))
+
+    def resume(self, queue: str) -> None:
+        self.backend.resume(check_queue(queue))
+
+    def prune(self) -> int:
+        """Delete finished jobs past their retention now (workers also do it every minute)."""
+        return self.backend.prune()

@@ -1,0 +1,44 @@
+"""Engines behind one Protocol, chosen by URL."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from conveyor.backends.base import Backend, Capabilities, Finish, HeartbeatReply, Lease, Retention
+from conveyor.errors import ConfigurationError
+
+__all__ = ["Backend", "Capabilities", "Finish", "HeartbeatReply", "Lease", "Retention", "open_backend"]
+
+_SQLITE_PARAMS = {"busy_timeout": float, "synchronous": str, "poll_interval": float}
+
+
+def open_backend(url: str, *, retention: Retention) -> Backend:
+    """`sqlite:///relative.db`, `sqlite:////absolute/path.db` (SQLAlchemy's spelling), with
+    optional `?busy_timeout=30&synchronous=normal|full&poll_interval=0.002`."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == "sqlite":
+        return _open_sqlite(url, retention)
+    if scheme in {"redis", "rediss", "postgres", "postgresql"}:
+        raise ConfigurationError(f"the {scheme} engine is not available in this version of conveyor yet; "
+                                 "use a sqlite:/// URL")
+    raise ConfigurationError(f"unknown store URL {url!r}: use sqlite:///path/to/jobs.db")
+
+
+def _open_sqlite(url: str, retention: Retention) -> Backend:
+    from conveyor.backends.sqlite import SQLiteBackend
+
+    parts = urlsplit(url)
+    if not url.startswith("sqlite:///") or not parts.path.strip("/"):
+        raise ConfigurationError(f"{url!r}: write sqlite:///relative/path.db or sqlite:////absolute/path.db")
+    path = parts.path[1:]  # sqlite:///x.db -> x.db ; sqlite:////abs/x.db -> /abs/x.db
+    if path == ":memory:":
+        raise ConfigurationError("sqlite:///:memory: cannot be shared with worker processes; use a file")
+    kwargs: dict[str, object] = {}
+    for key, values in parse_qs(parts.query).items():
+        if key not in _SQLITE_PARAMS:
+            raise ConfigurationError(f"unknown option {key!r} in {url!r}; known: {', '.join(_SQLITE_PARAMS)}")
+        try:
+            kwargs[key] = _SQLITE_PARAMS[key](values[-1])
+        except ValueError:
+            raise ConfigurationError(f"{key}={values[-1]!r} in {url!r} is not a valid value") from None
+    return SQLiteBackend(path, retention=retention, **kwargs)  # type: ignore[arg-type]

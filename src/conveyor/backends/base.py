@@ -1,0 +1,148 @@
+"""The storage contract every engine implements, spoken in the job's life-cycle verbs.
+
+Each verb is one atomic change in the engine. Writes from a worker are guarded by the lease
+token it got from `fetch`: a worker that lost its lease (rescued, cancelled, retried by hand)
+changes nothing. Times are the engine's clock, so producers and workers on machines with
+skewed clocks agree on when a job is due and when a lease expires.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from conveyor.job import AttemptError, JobRecord, JobState, NewJob
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long finished jobs (and so their results and reserved ids) are kept, in seconds."""
+
+    completed: float = 24 * 3600.0
+    failed: float = 7 * 24 * 3600.0
+    cancelled: float = 24 * 3600.0
+
+    def for_state(self, state: JobState) -> float:
+        return {JobState.COMPLETED: self.completed, JobState.FAILED: self.failed}.get(state, self.cancelled)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    job_id: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatReply:
+    lost: frozenset[str]  # leases this worker no longer holds: stop reporting on those jobs
+    cancel_requested: frozenset[str]  # held jobs a user cancelled: stop them
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """A worker's report of one attempt, applied only if `token` still holds the job's lease.
+
+    `state` is the target: COMPLETED, FAILED, CANCELLED, SCHEDULED (retry after `delay`), or
+    QUEUED with `release=True` (handed back unstarted at shutdown: the attempt is not counted).
+    """
+
+    job_id: str
+    token: str
+    state: JobState
+    result: str | None = None
+    error: AttemptError | None = None
+    delay: float = 0.0
+    release: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What an engine can do beyond the contract; conformance tests skip with the reason."""
+
+    transactional_enqueue: bool = False
+    shared_across_machines: bool = False
+
+
+QueueCounts = Mapping[str, Mapping[JobState, int]]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    url: str
+    capabilities: Capabilities
+
+    def now(self) -> float:
+        """The engine's clock, unix seconds."""
+        ...
+
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[JobRecord]:
+        """Store a batch atomically. An id already stored returns that job (`created=False`)."""
+        ...
+
+    def fetch(self, queues: Sequence[str], limit: int, *, worker_id: str, lease_seconds: float) -> list[JobRecord]:
+        """Claim up to `limit` due jobs from unpaused `queues`: highest priority, then due time,
+        then enqueue order. Each claim counts an attempt and holds a lease of `lease_seconds`."""
+        ...
+
+    def heartbeat(self, leases: Sequence[Lease], lease_seconds: float) -> HeartbeatReply:
+        """Extend the leases still held; report those lost and those cancelled meanwhile."""
+        ...
+
+    def finish(self, finishes: Sequence[Finish]) -> list[bool]:
+        """Record attempts' outcomes; each is applied only if its lease is still held."""
+        ...
+
+    def set_progress(self, lease: Lease, progress: float, message: str | None) -> bool: ...
+
+    def rescue_expired(self) -> list[JobRecord]:
+        """Jobs whose lease expired go back to `queued`, or to `failed` ("worker lost") when
+        they have used every attempt, or to `cancelled` when a cancel was requested."""
+        ...
+
+    def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a waiting job at once; mark a running one so its worker stops it."""
+        ...
+
+    def retry_now(self, job_id: str) -> JobRecord:
+        """Queue a scheduled or finished job to run now (finished ones get a fresh attempt budget)."""
+        ...
+
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    def list_jobs(self, *, state: JobState | None = None, queue: str | None = None,
+                  task: str | None = None, limit: int = 50, offset: int = 0) -> list[JobRecord]:
+        """Newest first."""
+        ...
+
+    def counts(self) -> dict[str, dict[JobState, int]]:
+        """Jobs by queue and state (queues that are only paused appear with no counts)."""
+        ...
+
+    def prune(self) -> int:
+        """Delete finished jobs past their retention; returns how many."""
+        ...
+
+    def purge(self, states: Sequence[JobState], queue: str | None = None) -> int:
+        """Delete jobs in `states` (never running ones); returns how many."""
+        ...
+
+    def pause(self, queue: str) -> None: ...
+
+    def resume(self, queue: str) -> None: ...
+
+    def paused(self) -> set[str]: ...
+
+    def acquire_lock(self, name: str, owner: str, ttl: float) -> bool:
+        """Take or extend the named lock for `ttl` seconds; False if another owner holds it."""
+        ...
+
+    def release_lock(self, name: str, owner: str) -> None: ...
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event) -> None:
+        """Block until work may be ready in `queues`, `wake` is set, or `timeout` passes.
+        Returns early on any of them; a spurious return is allowed, a missed one is not."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,3 @@
+from conveyor.backends.sqlite.engine import SQLiteBackend
+
+__all__ = ["SQLiteBackend"]

@@ -1,0 +1,378 @@
+"""The embedded engine: one SQLite file in WAL mode, shared by every process on the machine.
+
+Writes run in BEGIN IMMEDIATE transactions, so concurrent processes queue up on SQLite's
+write lock (waiting up to `busy_timeout`) instead of failing half-way. Each thread gets its own
+connection. Workers learn of new work by watching `PRAGMA data_version`, which changes when
+any other connection commits: a cheap in-memory read, so idle workers wake within one poll
+interval of an enqueue without querying the jobs table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from conveyor.backends.base import Capabilities, Finish, HeartbeatReply, Lease, Retention
+from conveyor.backends.sql_files import load_sql
+from conveyor.errors import BackendError, InvalidTransition, JobNotFound
+from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
+
+SCHEMA_VERSION = "1"
+
+
+def _sql(name: str) -> str:
+    return load_sql(__package__ or "conveyor.backends.sqlite", name)
+
+
+def _record(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        id=row["id"], task=row["task"], queue=row["queue"], priority=row["priority"],
+        state=JobState(row["state"]), payload=row["payload"], run_at=row["run_at"],
+        enqueued_at=row["enqueued_at"], attempts=row["attempts"], max_attempts=row["max_attempts"],
+        timeout=row["timeout"], started_at=row["started_at"], finished_at=row["finished_at"],
+        lease_token=row["lease_token"], lease_expires_at=row["lease_expires_at"],
+        worker_id=row["worker_id"], cancel_requested=bool(row["cancel_requested"]),
+        progress=row["progress"], progress_message=row["progress_message"],
+        result=row["result"], errors_json=row["errors"],
+    )
+
+
+class SQLiteBackend:
+    capabilities = Capabilities(transactional_enqueue=False, shared_across_machines=False)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        retention: Retention | None = None,
+        busy_timeout: float = 30.0,
+        synchronous: str = "NORMAL",
+        poll_interval: float = 0.002,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{path}"
+        self.retention = retention or Retention()
+        self.busy_timeout = busy_timeout
+        self.synchronous = synchronous.upper()
+        if self.synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise BackendError(f"synchronous={synchronous!r}: use one of normal, full, extra, off")
+        self.poll_interval = poll_interval
+        self._clock = clock
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
+        self._ensure_schema()
+
+    # -- connections and transactions -------------------------------------------------------
+
+    def now(self) -> float:
+        return self._clock()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise BackendError(f"the SQLite store {self.path} was closed; open a new Conveyor app")
+            conn = self._connect()
+            self._local.conn = conn
+            self._local.data_version = None
+            with self._connections_lock:
+                self._connections.append(conn)
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.path.parent.exists():
+            raise BackendError(f"cannot open SQLite store {self.path}: the directory {self.path.parent} "
+                               "does not exist; create it or change the URL")
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                                   check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        return conn
+
+    def _translate(self, exc: sqlite3.Error) -> BackendError:
+        text = str(exc)
+        if "readonly" in text or "read-only" in text:
+            return BackendError(f"the SQLite store {self.path} is read-only: give this process write access "
+                                "to the file and its directory (SQLite writes -wal and -shm files beside it)")
+        if "not a database" in text:
+            return BackendError(f"{self.path} is not a SQLite database; point the URL at a new file or at a "
+                                "conveyor store")
+        if "locked" in text or "busy" in text:
+            return BackendError(f"the SQLite store {self.path} stayed locked by another process for more than "
+                                f"{self.busy_timeout:g}s; raise busy_timeout (?busy_timeout=60 in the URL) or "
+                                "look for a process holding a long transaction")
+        if "unable to open" in text:
+            return BackendError(f"cannot open the SQLite store {self.path}: {text}; check the path and permissions")
+        if "disk is full" in text or "database or disk is full" in text:
+            return BackendError(f"the disk holding the SQLite store {self.path} is full; nothing was written")
+        return BackendError(f"SQLite store {self.path}: {text}")
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self._conn()
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One atomic change: BEGIN IMMEDIATE takes the write lock up front, so the transaction
+        never has to upgrade a read lock (which is what makes concurrent writers deadlock)."""
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        try:
+            yield conn
+            self._local.data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise self._translate(exc) from exc
+            raise
+
+    def _ensure_schema(self) -> None:
+        conn = self._conn()
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        if str(mode).lower() != "wal":
+            raise BackendError(f"could not switch {self.path} to WAL mode (got {mode!r}); "
+                               "SQLite stores need a local filesystem that supports shared memory")
+        with self._write() as conn:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "conveyor_meta" in tables:
+                row = conn.execute("SELECT value FROM conveyor_meta WHERE key = 'schema_version'").fetchone()
+                if row is None or row[0] != SCHEMA_VERSION:
+                    raise BackendError(f"{self.path} holds conveyor schema version {row and row[0]!r}, "
+                                       f"this conveyor needs {SCHEMA_VERSION!r}; upgrade conveyor")
+                return
+            if tables - {"sqlite_sequence"}:
+                raise BackendError(f"{self.path} is a SQLite database that conveyor did not create "
+                                   f"(it has tables {sorted(tables)[:5]}); use a separate file for jobs")
+            for statement in _sql("schema").split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    def close(self) -> None:
+        self._closed = True
+        with self._connections_lock:
+            for conn in self._connections:
+                with suppress(sqlite3.Error):
+                    conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # -- producer verbs ---------------------------------------------------------------------
+
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[JobRecord]:
+        now = self.now()
+        ids = [job.id for job in jobs]
+        with self._write() as conn:
+            existing = {
+                row["id"]: _record(row) for row in conn.execute(
+                    "SELECT * FROM conveyor_jobs WHERE id IN (SELECT value FROM json_each(?))",
+                    (json.dumps(ids),))
+            }
+            created: dict[str, JobRecord] = {}
+            rows: list[dict[str, Any]] = []
+            for job in jobs:
+                if job.id in existing or job.id in created:
+                    continue
+                run_at = job.run_at if job.run_at is not None else now + job.delay
+                params = {"id": job.id, "task": job.task, "queue": job.queue, "priority": job.priority,
+                          "payload": job.payload, "run_at": run_at, "now": now,
+                          "max_attempts": job.max_attempts, "timeout": job.timeout}
+                rows.append(params)
+                created[job.id] = JobRecord(
+                    id=job.id, task=job.task, queue=job.queue, priority=job.priority,
+                    state=JobState.SCHEDULED if run_at > now else JobState.QUEUED,
+                    payload=job.payload, run_at=run_at, enqueued_at=now, attempts=0,
+                    max_attempts=job.max_attempts, timeout=job.timeout)
+            conn.executemany(_sql("enqueue"), rows)
+        for record in existing.values():
+            record.created = False
+        return [created.get(job_id) or existing[job_id] for job_id in ids]
+
+    # -- worker verbs -----------------------------------------------------------------------
+
+    def fetch(self, queues: Sequence[str], limit: int, *, worker_id: str, lease_seconds: float) -> list[JobRecord]:
+        if limit <= 0:
+            return []
+        now = self.now()
+        with self._write() as conn:
+            conn.execute(_sql("promote"), {"now": now})
+            rows = conn.execute(_sql("fetch"), {
+                "queues": json.dumps(list(queues)), "limit": limit, "token": secrets.token_hex(8),
+                "worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds,
+            }).fetchall()
+        records = [_record(row) for row in rows]
+        records.sort(key=lambda r: (-r.priority, r.run_at, r.enqueued_at))
+        return records
+
+    def heartbeat(self, leases: Sequence[Lease], lease_seconds: float) -> HeartbeatReply:
+        if not leases:
+            return HeartbeatReply(frozenset(), frozenset())
+        with self._write() as conn:
+            rows = conn.execute(_sql("heartbeat"), {
+                "leases": json.dumps([[lease.job_id, lease.token] for lease in leases]),
+                "lease_expires_at": self.now() + lease_seconds,
+            }).fetchall()
+        held = {row["id"] for row in rows}
+        return HeartbeatReply(
+            lost=frozenset(lease.job_id for lease in leases) - held,
+            cancel_requested=frozenset(row["id"] for row in rows if row["cancel_requested"]),
+        )
+
+    def finish(self, finishes: Sequence[Finish]) -> list[bool]:
+        now = self.now()
+        applied: list[bool] = []
+        with self._write() as conn:
+            for item in finishes:
+                final = item.state in FINISHED_STATES
+                cursor = conn.execute(_sql("finish"), {
+                    "id": item.job_id, "token": item.token, "state": str(item.state),
+                    "result": item.result,
+                    "error": json.dumps(item.error.to_json()) if item.error else None,
+                    "now": now, "delay": item.delay, "release": int(item.release),
+                    "expires_at": now + self.retention.for_state(item.state) if final else None,
+                })
+                applied.append(cursor.rowcount == 1)
+        return applied
+
+    def set_progress(self, lease: Lease, progress: float, message: str | None) -> bool:
+        with self._write() as conn:
+            cursor = conn.execute(_sql("set_progress"), {
+                "id": lease.job_id, "token": lease.token, "progress": progress, "message": message})
+            return cursor.rowcount == 1
+
+    def rescue_expired(self) -> list[JobRecord]:
+        now = self.now()
+        with self._write() as conn:
+            rows = conn.execute(_sql("rescue_expired"), {
+                "now": now, "failed_expires_at": now + self.retention.failed,
+                "cancelled_expires_at": now + self.retention.cancelled,
+            }).fetchall()
+        return [_record(row) for row in rows]
+
+    # -- operator verbs ---------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> JobRecord:
+        now = self.now()
+        with self._write() as conn:
+            row = conn.execute(_sql("cancel"), {
+                "id": job_id, "now": now, "expires_at": now + self.retention.cancelled}).fetchone()
+            if row is None:
+                self._refuse(conn, job_id, "cancel")
+        return _record(row)
+
+    def retry_now(self, job_id: str) -> JobRecord:
+        with self._write() as conn:
+            row = conn.execute(_sql("retry_now"), {"id": job_id, "now": self.now()}).fetchone()
+            if row is None:
+                self._refuse(conn, job_id, "retry")
+        return _record(row)
+
+    @staticmethod
+    def _refuse(conn: sqlite3.Connection, job_id: str, action: str) -> None:
+        row = conn.execute("SELECT state FROM conveyor_jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise JobNotFound(f"no job with id {job_id!r} (never enqueued, or pruned after its retention)")
+        raise InvalidTransition(f"cannot {action} job {job_id!r}: it is {row['state']}")
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT * FROM conveyor_jobs WHERE id = ?", (job_id,)).fetchone()
+        return _record(row) if row else None
+
+    def list_jobs(self, *, state: JobState | None = None, queue: str | None = None,
+                  task: str | None = None, limit: int = 50, offset: int = 0) -> list[JobRecord]:
+        clauses, params = [], []
+        for column, value in (("state", state), ("queue", queue), ("task", task)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(str(value))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT * FROM conveyor_jobs {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                                (*params, limit, offset)).fetchall()
+        return [_record(row) for row in rows]
+
+    def counts(self) -> dict[str, dict[JobState, int]]:
+        result: dict[str, dict[JobState, int]] = {}
+        with self._read() as conn:
+            for row in conn.execute("SELECT queue, state, count(*) FROM conveyor_jobs GROUP BY queue, state"):
+                result.setdefault(row[0], {})[JobState(row[1])] = row[2]
+            for row in conn.execute("SELECT queue FROM conveyor_paused_queues"):
+                result.setdefault(row[0], {})
+        return result
+
+    def prune(self) -> int:
+        with self._write() as conn:
+            return conn.execute(_sql("prune"), {"now": self.now()}).rowcount
+
+    def purge(self, states: Sequence[JobState], queue: str | None = None) -> int:
+        wanted = [str(s) for s in states if s != JobState.RUNNING]
+        with self._write() as conn:
+            return conn.execute(
+                "DELETE FROM conveyor_jobs WHERE state IN (SELECT value FROM json_each(?))"
+                " AND (? IS NULL OR queue = ?)", (json.dumps(wanted), queue, queue)).rowcount
+
+    def pause(self, queue: str) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT OR IGNORE INTO conveyor_paused_queues (queue) VALUES (?)", (queue,))
+
+    def resume(self, queue: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM conveyor_paused_queues WHERE queue = ?", (queue,))
+
+    def paused(self) -> set[str]:
+        with self._read() as conn:
+            return {row[0] for row in conn.execute("SELECT queue FROM conveyor_paused_queues")}
+
+    def acquire_lock(self, name: str, owner: str, ttl: float) -> bool:
+        now = self.now()
+        with self._write() as conn:
+            row = conn.execute(_sql("acquire_lock"), {
+                "name": name, "owner": owner, "now": now, "expires_at": now + ttl}).fetchone()
+        return row is not None
+
+    def release_lock(self, name: str, owner: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM conveyor_locks WHERE name = ? AND owner = ?", (name, owner))
+
+    def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event) -> None:
+        conn = self._conn()
+        with self._read():
+            seen = self._local.data_version
+            if seen is None:
+                seen = conn.execute("PRAGMA data_version").fetchone()[0]
+            next_due = conn.execute(
+                "SELECT min(run_at) FROM conveyor_jobs WHERE state = 'scheduled'").fetchone()[0]
+            if next_due is not None:
+                timeout = min(timeout, max(0.0, next_due - self.now()))
+            deadline = time.monotonic() + timeout
+            while (remaining := deadline - time.monotonic()) > 0:
+                if wake.wait(min(self.poll_interval, remaining)):
+                    return
+                if conn.execute("PRAGMA data_version").fetchone()[0] != seen:
+                    return

@@ -1,0 +1,1 @@
+"""The demo app behind `conveyor demo`."""

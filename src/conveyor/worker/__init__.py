@@ -1,0 +1,3 @@
+from conveyor.worker.worker import Worker
+
+__all__ = ["Worker"]

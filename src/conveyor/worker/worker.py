@@ -1,0 +1,289 @@
+"""The worker: claims jobs in batches, runs them in a pool, records outcomes in batches, and
+keeps their leases alive from a supervisor thread that never waits on a job."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from types import FrameType
+from typing import Literal
+
+from conveyor import logs
+from conveyor.app import Conveyor, JobEvent
+from conveyor.backends.base import Finish
+from conveyor.errors import ConfigurationError, ConveyorError
+from conveyor.job import JobState
+from conveyor.options import check_queue
+from conveyor.worker.execution import Attempt
+from conveyor.worker.pools import LocalPool, Pool
+from conveyor.worker.process_pool import ProcessPool
+
+logger = logging.getLogger("conveyor.worker")
+
+PoolKind = Literal["thread", "process", "async"]
+DEFAULT_CONCURRENCY: dict[str, int] = {"thread": 8, "async": 64, "process": os.cpu_count() or 2}
+_EVENT_OF_STATE = {JobState.COMPLETED: "completed", JobState.FAILED: "failed", JobState.CANCELLED: "cancelled",
+                   JobState.SCHEDULED: "retrying", JobState.QUEUED: "retrying"}
+_SUPERVISOR_TICK = 0.05
+_PRUNE_INTERVAL = 60.0
+
+
+class Worker:
+    """Run jobs from `queues` until stopped.
+
+    A worker holds at most `concurrency + prefetch` jobs: it claims only what it can start now
+    (plus `prefetch`, default 0), so it never hoards work that another worker could run.
+    """
+
+    def __init__(self, app: Conveyor, *, queues: Sequence[str] | None = None, concurrency: int | None = None,
+                 pool: PoolKind = "thread", burst: bool = False, max_jobs: int | None = None,
+                 shutdown_timeout: float = 30.0, prefetch: int = 0, idle_timeout: float = 1.0) -> None:
+        if pool not in DEFAULT_CONCURRENCY:
+            raise ConfigurationError(f"pool={pool!r}: use thread, process or async")
+        self.app = app
+        self.queues = [check_queue(q) for q in (queues or [app.default_queue])]
+        self.concurrency = concurrency or DEFAULT_CONCURRENCY[pool]
+        if self.concurrency < 1 or prefetch < 0:
+            raise ConfigurationError("concurrency must be >= 1 and prefetch >= 0")
+        if max_jobs is not None and max_jobs < 1:
+            raise ConfigurationError(f"max_jobs={max_jobs}: use a positive number, or leave it unset")
+        self.burst = burst
+        self.max_jobs = max_jobs
+        self.shutdown_timeout = shutdown_timeout
+        self.prefetch = prefetch
+        self.idle_timeout = idle_timeout
+        self.lease_seconds = app.lease_seconds
+        self.heartbeat_interval = app.heartbeat_interval
+        self.rescue_interval = max(0.25, min(self.lease_seconds / 4, 15.0))
+        self.id = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(2)}"
+        self.pool: Pool = (ProcessPool(app, self.concurrency, self._on_done, app.import_path) if pool == "process"
+                           else LocalPool(app, self.concurrency, self._on_done))
+        self.attempts: dict[str, Attempt] = {}
+        self._lock = threading.Lock()
+        self._done: queue.SimpleQueue[tuple[Attempt, Finish]] = queue.SimpleQueue()
+        self._unreported: list[tuple[Attempt, Finish]] = []
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self._supervisor = threading.Thread(target=self._supervise, name="conveyor-supervisor", daemon=True)
+        self.fetched = 0
+        self.processed = 0
+
+    # -- the main loop ----------------------------------------------------------------------
+
+    def run(self, *, install_signals: bool = True) -> None:
+        if install_signals and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        self.app.backend  # open (and create) the store before announcing readiness  # noqa: B018
+        self.pool.start()
+        self._supervisor.start()
+        logger.info("worker %s started: queues=%s concurrency=%d pool=%s", self.id, ",".join(self.queues),
+                    self.concurrency, type(self.pool).__name__)
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+
+    def _loop(self) -> None:
+        backoff = 0.0
+        while not self.stopping.is_set():
+            self.wake.clear()
+            try:
+                self._record_finished()
+                if self._finished_max_jobs():
+                    return
+                capacity = self._capacity()
+                if capacity > 0 and self._claim(capacity):
+                    backoff = 0.0
+                    continue
+                if self.burst and not self.attempts:
+                    logger.info("worker %s: queues are empty, leaving (--burst)", self.id)
+                    return
+                if capacity > 0:
+                    self.app.backend.wait_for_work(self.queues, self.idle_timeout, self.wake)
+                else:
+                    self.wake.wait(self.idle_timeout)
+                backoff = 0.0
+            except ConveyorError as exc:
+                backoff = min(5.0, max(0.1, backoff * 2))
+                logger.warning("worker %s: the store failed (%s); trying again in %.1fs", self.id, exc, backoff)
+                self.stopping.wait(backoff)
+
+    def _capacity(self) -> int:
+        capacity = self.concurrency + self.prefetch - len(self.attempts)
+        if self.max_jobs is not None:
+            capacity = min(capacity, self.max_jobs - self.fetched)
+        return capacity
+
+    def _finished_max_jobs(self) -> bool:
+        return self.max_jobs is not None and self.fetched >= self.max_jobs and not self.attempts
+
+    def _claim(self, capacity: int) -> int:
+        records = self.app.backend.fetch(self.queues, capacity, worker_id=self.id, lease_seconds=self.lease_seconds)
+        for record in records:
+            attempt = Attempt(record)
+            with self._lock:
+                self.attempts[record.id] = attempt
+            self.fetched += 1
+            logs.state_change(record.id, record.task, record.queue, "running", "queued", attempt=record.attempts,
+                              max_attempts=record.max_attempts, worker=self.id)
+            self.app.emit(JobEvent("started", record))
+            self.pool.submit(attempt)
+        return len(records)
+
+    def _on_done(self, attempt: Attempt, finish: Finish) -> None:
+        """Called on the pool's threads; the main loop records outcomes in batches."""
+        self._done.put((attempt, finish))
+        self.wake.set()
+
+    def _record_finished(self) -> None:
+        batch, self._unreported = self._unreported, []
+        while True:
+            try:
+                batch.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        if not batch:
+            return
+        try:
+            applied = self.app.backend.finish([finish for _, finish in batch])
+        except ConveyorError:
+            self._unreported = batch  # the store is away: report again next time round
+            raise
+        for (attempt, finish), ok in zip(batch, applied, strict=True):
+            with self._lock:
+                self.attempts.pop(attempt.record.id, None)
+            self.processed += 1
+            self._announce(attempt, finish, ok)
+
+    def _announce(self, attempt: Attempt, finish: Finish, applied: bool) -> None:
+        record = attempt.record
+        if not applied:
+            logger.warning("job %s: outcome %s not recorded: this worker no longer holds its lease (it was "
+                           "rescued, cancelled or retried meanwhile)", record.id, finish.state)
+            return
+        state = finish.state if finish.state != JobState.SCHEDULED or finish.delay > 0 else JobState.QUEUED
+        error = f"{finish.error.type}: {finish.error.message}" if finish.error else None
+        duration = (time.monotonic() - attempt.started) * 1000 if attempt.started is not None else None
+        logs.state_change(record.id, record.task, record.queue, str(state), "running", attempt=record.attempts,
+                          max_attempts=record.max_attempts, worker=self.id, error=error, duration_ms=duration,
+                          delay=finish.delay if state in (JobState.SCHEDULED, JobState.QUEUED) else None)
+        if finish.release:
+            return
+        result = None
+        if finish.result is not None:
+            from conveyor.serialization import decode_result
+            result = decode_result(finish.result)
+        self.app.emit(JobEvent(_EVENT_OF_STATE[finish.state], record, result=result, error=error,
+                               delay=finish.delay if finish.state == JobState.SCHEDULED else None))
+
+    # -- the supervisor: leases, cancels, timeouts, rescue, pruning -------------------------
+
+    def _supervise(self) -> None:
+        next_heartbeat = next_rescue = time.monotonic()
+        next_prune = time.monotonic() + _PRUNE_INTERVAL
+        while not self.stopping.wait(_SUPERVISOR_TICK) or self.attempts:
+            with self._lock:
+                attempts = list(self.attempts.values())
+            self.pool.enforce_timeouts(attempts)
+            now = time.monotonic()
+            try:
+                if now >= next_heartbeat:
+                    next_heartbeat = now + self.heartbeat_interval
+                    self._heartbeat(attempts)
+                if now >= next_rescue:
+                    next_rescue = now + self.rescue_interval
+                    self._rescue()
+                if now >= next_prune:
+                    next_prune = now + _PRUNE_INTERVAL
+                    self.app.backend.prune()
+            except ConveyorError as exc:
+                logger.warning("worker %s: supervisor could not reach the store (%s); will retry", self.id, exc)
+            except Exception:
+                logger.exception("worker %s: supervisor error; carrying on", self.id)
+            if self._stopped_for_good:
+                return
+
+    _stopped_for_good = False
+
+    def _heartbeat(self, attempts: list[Attempt]) -> None:
+        live = [a for a in attempts if not a.lost]
+        if not live:
+            return
+        reply = self.app.backend.heartbeat([a.lease for a in live], self.lease_seconds)
+        for attempt in live:
+            job_id = attempt.record.id
+            if job_id in reply.lost:
+                attempt.lost = True
+                logger.warning("job %s: this worker lost its lease (rescued elsewhere after a stall?); its "
+                               "outcome will not be recorded", job_id)
+            elif job_id in reply.cancel_requested and not attempt.cancel.is_set():
+                logger.info("job %s: cancel requested, stopping it", job_id)
+                self.pool.cancel(attempt)
+
+    def _rescue(self) -> None:
+        for record in self.app.backend.rescue_expired():
+            logs.state_change(record.id, record.task, record.queue, str(record.state), "running",
+                              attempt=record.attempts, max_attempts=record.max_attempts, worker=self.id,
+                              error="WorkerLost: lease expired")
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping.is_set():
+            logger.warning("worker %s: second signal, handing jobs back now", self.id)
+            self.shutdown_timeout = 0
+        else:
+            logger.info("worker %s: %s received, finishing running jobs (up to %ss)", self.id,
+                        signal.Signals(signum).name, self.shutdown_timeout)
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop taking jobs; running ones get `shutdown_timeout` seconds, then go back to the queue."""
+        self.stopping.set()
+        self.wake.set()
+
+    def _shutdown(self) -> None:
+        self.stopping.set()
+        self._release(self.pool.take_unstarted(), "not started")
+        deadline = time.monotonic() + self.shutdown_timeout
+        while True:
+            try:
+                self._record_finished()
+            except ConveyorError as exc:
+                logger.warning("worker %s: could not record outcomes while stopping (%s)", self.id, exc)
+            if not self.attempts or time.monotonic() >= deadline:
+                break
+            self.wake.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+            self.wake.clear()
+        with self._lock:
+            leftover = list(self.attempts.values())
+        self._release(leftover, "still running at the shutdown timeout")
+        self._stopped_for_good = True
+        self.pool.stop()
+        self._supervisor.join(timeout=2)
+        logger.info("worker %s stopped after %d jobs", self.id, self.processed)
+
+    def _release(self, attempts: list[Attempt], why: str) -> None:
+        if not attempts:
+            return
+        finishes = [Finish(a.record.id, a.record.lease_token or "", JobState.QUEUED, release=True)
+                    for a in attempts]
+        try:
+            self.app.backend.finish(finishes)
+        except ConveyorError as exc:
+            logger.warning("worker %s: could not hand back %d jobs (%s); they will be rescued when their "
+                           "leases expire", self.id, len(attempts), exc)
+        for attempt in attempts:
+            with self._lock:
+                self.attempts.pop(attempt.record.id, None)
+            logs.state_change(attempt.record.id, attempt.record.task, attempt.record.queue, "queued", "running",
+                              attempt=attempt.record.attempts, max_attempts=attempt.record.max_attempts,
+                              worker=self.id, error=f"handed back: {why}")

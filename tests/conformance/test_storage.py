@@ -1,0 +1,376 @@
+"""The storage contract, verb by verb, on every engine."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from conveyor import Conveyor
+from conveyor.backends import Backend, Finish, Lease
+from conveyor.errors import InvalidTransition, JobNotFound
+from conveyor.job import TRANSITIONS, AttemptError, JobState, NewJob
+from tests.conftest import wait_for
+
+
+def new_job(task: str = "t", *, queue: str = "default", priority: int = 0, delay: float = 0.0,
+            job_id: str | None = None, max_attempts: int = 3, payload: str = '{"args":[],"kwargs":{}}') -> NewJob:
+    return NewJob(id=job_id or uuid.uuid4().hex, task=task, queue=queue, priority=priority, payload=payload,
+                  max_attempts=max_attempts, timeout=None, delay=delay)
+
+
+def fetch(backend: Backend, limit: int = 10, queues: tuple[str, ...] = ("default",), lease: float = 30.0) -> list:
+    return backend.fetch(list(queues), limit, worker_id="w1", lease_seconds=lease)
+
+
+def error(attempt: int = 1) -> AttemptError:
+    return AttemptError(attempt, "ValueError", "boom", "Traceback...", time.time())
+
+
+@pytest.fixture
+def backend(app: Conveyor) -> Backend:
+    return app.backend
+
+
+def test_enqueue_stores_the_job_queued(backend: Backend) -> None:
+    [record] = backend.enqueue([new_job("mod.task", queue="emails", priority=5)])
+    stored = backend.get(record.id)
+    assert stored is not None
+    assert (stored.task, stored.queue, stored.priority, stored.state) == ("mod.task", "emails", 5, JobState.QUEUED)
+    assert stored.attempts == 0 and stored.max_attempts == 3 and record.created
+
+
+def test_fetch_takes_higher_priority_first_then_fifo(backend: Backend) -> None:
+    ids = [r.id for r in backend.enqueue([new_job(priority=p) for p in (0, 5, 0, 10, 5)])]
+    claimed = [r.id for r in fetch(backend, limit=5)]
+    assert claimed == [ids[3], ids[1], ids[4], ids[0], ids[2]]
+
+
+def test_fifo_holds_across_separate_enqueues(backend: Backend) -> None:
+    ids = [backend.enqueue([new_job()])[0].id for _ in range(20)]
+    claimed = [r.id for batch in (fetch(backend, 7), fetch(backend, 7), fetch(backend, 7)) for r in batch]
+    assert claimed == ids
+
+
+def test_fetch_claims_with_a_lease_and_counts_the_attempt(backend: Backend) -> None:
+    backend.enqueue([new_job()])
+    [record] = fetch(backend, lease=30)
+    assert record.state == JobState.RUNNING and record.attempts == 1
+    assert record.lease_token and record.lease_expires_at is not None
+    assert record.lease_expires_at == pytest.approx(backend.now() + 30, abs=2)
+    assert fetch(backend) == []
+
+
+def test_fetch_respects_limit_and_queues(backend: Backend) -> None:
+    backend.enqueue([new_job(queue="a") for _ in range(3)] + [new_job(queue="b") for _ in range(3)])
+    assert len(fetch(backend, limit=2, queues=("a",))) == 2
+    assert {r.queue for r in fetch(backend, limit=10, queues=("a", "b"))} == {"a", "b"}
+    assert fetch(backend, queues=("c",)) == []
+
+
+def test_delayed_job_is_scheduled_until_due(backend: Backend) -> None:
+    [record] = backend.enqueue([new_job(delay=0.5)])
+    assert record.state == JobState.SCHEDULED
+    assert fetch(backend) == []
+    claimed = wait_for(lambda: fetch(backend), timeout=5)
+    assert claimed[0].id == record.id
+    assert backend.now() >= record.run_at
+
+
+def test_due_time_orders_equal_priorities(backend: Backend) -> None:
+    later = backend.enqueue([new_job(delay=0.2)])[0]
+    sooner = backend.enqueue([new_job(delay=0.1)])[0]
+    wait_for(lambda: backend.now() > later.run_at + 0.01, timeout=5)
+    assert [r.id for r in fetch(backend)] == [sooner.id, later.id]
+
+
+def test_unique_id_returns_the_existing_job(backend: Backend) -> None:
+    first = backend.enqueue([new_job(job_id="welcome-42")])[0]
+    again = backend.enqueue([new_job("other", job_id="welcome-42")])[0]
+    assert again.id == first.id and again.task == "t" and not again.created
+    [running] = fetch(backend)
+    assert backend.enqueue([new_job(job_id="welcome-42")])[0].state == JobState.RUNNING
+    backend.finish([Finish(running.id, running.lease_token or "", JobState.COMPLETED, result="1")])
+    # a finished id stays reserved until its record is pruned
+    kept = backend.enqueue([new_job(job_id="welcome-42")])[0]
+    assert kept.state == JobState.COMPLETED and not kept.created
+    assert len(backend.list_jobs()) == 1
+
+
+def test_duplicate_ids_in_one_batch_make_one_job(backend: Backend) -> None:
+    records = backend.enqueue([new_job(job_id="x"), new_job(job_id="x"), new_job(job_id="y")])
+    assert [r.id for r in records] == ["x", "x", "y"]
+    assert len(backend.list_jobs()) == 2
+
+
+def _fetch_all(url: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    app = Conveyor(url)
+    got: list[str] = []
+    while batch := app.backend.fetch(["default"], 5, worker_id=str(uuid.uuid4()), lease_seconds=60):
+        got.extend(r.id for r in batch)
+    out.put(got)
+    app.close()
+
+
+def test_concurrent_fetchers_in_processes_never_share_a_job(app: Conveyor) -> None:
+    ids = {r.id for r in app.backend.enqueue([new_job() for _ in range(600)])}
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_fetch_all, args=(app.url, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    claimed = [job_id for _ in procs for job_id in out.get(timeout=60)]
+    for p in procs:
+        p.join(timeout=30)
+    assert len(claimed) == len(set(claimed)) == 600
+    assert set(claimed) == ids
+
+
+def test_heartbeat_extends_held_leases_and_reports_lost_ones(backend: Backend) -> None:
+    backend.enqueue([new_job(), new_job()])
+    first, second = fetch(backend, lease=30)
+    before = first.lease_expires_at or 0
+    reply = backend.heartbeat([Lease(first.id, first.lease_token or ""), Lease(second.id, "stale")], 60)
+    assert reply.lost == {second.id} and not reply.cancel_requested
+    record = backend.get(first.id)
+    assert record is not None and (record.lease_expires_at or 0) > before + 20
+
+
+def test_finish_completed_stores_the_result(backend: Backend) -> None:
+    backend.enqueue([new_job()])
+    [job] = fetch(backend)
+    assert backend.finish([Finish(job.id, job.lease_token or "", JobState.COMPLETED, result='{"ok":1}')]) == [True]
+    record = backend.get(job.id)
+    assert record is not None and record.state == JobState.COMPLETED
+    assert json.loads(record.result or "null") == {"ok": 1} and record.finished_at is not None
+    assert record.lease_token is None
+
+
+def test_finish_is_refused_without_the_lease(backend: Backend) -> None:
+    backend.enqueue([new_job()])
+    [job] = fetch(backend)
+    assert backend.finish([Finish(job.id, "not-the-token", JobState.COMPLETED, result="1")]) == [False]
+    record = backend.get(job.id)
+    assert record is not None and record.state == JobState.RUNNING
+
+
+def test_retry_schedules_the_next_attempt_and_keeps_every_error(backend: Backend) -> None:
+    backend.enqueue([new_job(max_attempts=3)])
+    [job] = fetch(backend)
+    backend.finish([Finish(job.id, job.lease_token or "", JobState.SCHEDULED, error=error(1), delay=0.3)])
+    record = backend.get(job.id)
+    assert record is not None and record.state == JobState.SCHEDULED
+    assert record.run_at == pytest.approx(backend.now() + 0.3, abs=0.25)
+    assert fetch(backend) == []
+    [again] = wait_for(lambda: fetch(backend), timeout=5)
+    assert again.attempts == 2
+    backend.finish([Finish(again.id, again.lease_token or "", JobState.FAILED, error=error(2))])
+    final = backend.get(job.id)
+    assert final is not None and final.state == JobState.FAILED
+    assert [(e.attempt, e.type, e.message) for e in final.errors] == [(1, "ValueError", "boom"),
+                                                                       (2, "ValueError", "boom")]
+
+
+def test_retry_without_delay_is_queued_at_once(backend: Backend) -> None:
+    backend.enqueue([new_job()])
+    [job] = fetch(backend)
+    backend.finish([Finish(job.id, job.lease_token or "", JobState.SCHEDULED, error=error(), delay=0)])
+    record = backend.get(job.id)
+    assert record is not None and record.state == JobState.QUEUED
+    assert fetch(backend)[0].attempts == 2
+
+
+def test_release_hands_a_job_back_without_counting_the_attempt(backend: Backend) -> None:
+    backend.enqueue([new_job()])
+    [job] = fetch(backend)
+    backend.finish([Finish(job.id, job.lease_token or "", JobState.QUEUED, release=True)])
+    record = backend.get(job.id)
+    assert record is not None and record.state == JobState.QUEUED and record.attempts == 0
+
+
+def test_expired_lease_is_rescued_as_an_attempt(backend: Backend) -> None:
+    backend.enqueue([new_job(max_attempts=3)])
+    [job] = fetch(backend, lease=0.2)
+    rescued = wait_for(backend.rescue_expired, timeout=5)
+    assert [(r.id, r.state) for r in rescued] == [(job.id, JobState.QUEUED)]
+    assert rescued[0].errors[-1].type == "WorkerLost"
+    # the stalled worker's late report changes nothing
+    assert backend.finish([Finish(job.id, job.lease_token or "", JobState.COMPLETED, result="1")]) == [False]
+    [again] = fetch(backend)
+    assert again.attempts == 2 and again.lease_token != job.lease_token
+
+
+def test_rescue_fails_a_job_that_used_every_attempt(backend: Backend) -> None:
+    backend.enqueue([new_job(max_attempts=1)])
+    fetch(backend, lease=0.2)
+    [rescued] = wait_for(backend.rescue_expired, timeout=5)
+    assert rescued.state == JobState.FAILED and rescued.errors[-1].type == "WorkerLost"
+    assert fetch(backend) == []
+
+
+def test_live_leases_are_not_rescued(backend: Backend) -> None:
+    backend.enqueue([new_job()])
+    fetch(backend, lease=30)
+    assert backend.rescue_expired() == []
+
+
+def test_cancel_waiting_jobs_at_once(backend: Backend) -> None:
+    queued, delayed = backend.enqueue([new_job(), new_job(delay=60)])
+    assert backend.cancel(queued.id).state == JobState.CANCELLED
+    assert backend.cancel(delayed.id).state == JobState.CANCELLED
+    assert fetch(backend) == []
+    with pytest.raises(InvalidTransition, match="cancelled"):
+        backend.cancel(queued.id)
+    with pytest.raises(JobNotFound):
+        backend.cancel("missing")
+
+
+def test_cancel_running_job_reaches_its_worker_through_the_heartbeat(backend: Backend) -> None:
+    backend.enqueue([new_job()])
+    [job] = fetch(backend)
+    assert backend.cancel(job.id).state == JobState.RUNNING
+    reply = backend.heartbeat([Lease(job.id, job.lease_token or "")], 30)
+    assert reply.cancel_requested == {job.id}
+
+
+def test_cancel_sticks_when_the_worker_dies(backend: Backend) -> None:
+    backend.enqueue([new_job(max_attempts=5)])
+    [job] = fetch(backend, lease=0.2)
+    backend.cancel(job.id)
+    [rescued] = wait_for(backend.rescue_expired, timeout=5)
+    assert rescued.state == JobState.CANCELLED
+
+
+def test_retry_now_gives_a_failed_job_a_fresh_budget(backend: Backend) -> None:
+    backend.enqueue([new_job(max_attempts=1)])
+    [job] = fetch(backend)
+    backend.finish([Finish(job.id, job.lease_token or "", JobState.FAILED, error=error())])
+    again = backend.retry_now(job.id)
+    assert again.state == JobState.QUEUED and again.max_attempts == 2
+    [claimed] = fetch(backend)
+    assert claimed.attempts == 2 and len(claimed.errors) == 1
+    with pytest.raises(InvalidTransition, match="running"):
+        backend.retry_now(job.id)
+
+
+def test_retry_now_runs_a_delayed_job_now(backend: Backend) -> None:
+    [job] = backend.enqueue([new_job(delay=3600)])
+    assert backend.retry_now(job.id).state == JobState.QUEUED
+    assert [r.id for r in fetch(backend)] == [job.id]
+
+
+def test_progress_is_stored_only_under_the_lease(backend: Backend) -> None:
+    backend.enqueue([new_job()])
+    [job] = fetch(backend)
+    assert backend.set_progress(Lease(job.id, job.lease_token or ""), 40, "resizing")
+    assert not backend.set_progress(Lease(job.id, "stale"), 90, "nope")
+    record = backend.get(job.id)
+    assert record is not None and (record.progress, record.progress_message) == (40, "resizing")
+
+
+def test_paused_queue_is_not_fetched_until_resumed(backend: Backend) -> None:
+    backend.enqueue([new_job(queue="a"), new_job(queue="b")])
+    backend.pause("a")
+    assert backend.paused() == {"a"}
+    assert [r.queue for r in fetch(backend, queues=("a", "b"))] == ["b"]
+    backend.resume("a")
+    assert [r.queue for r in fetch(backend, queues=("a", "b"))] == ["a"]
+
+
+def test_list_filters_and_paginates_newest_first(backend: Backend) -> None:
+    ids = [r.id for r in backend.enqueue([new_job("x" if i % 2 else "y", queue="q") for i in range(10)])]
+    page1 = backend.list_jobs(queue="q", limit=4)
+    page2 = backend.list_jobs(queue="q", limit=4, offset=4)
+    assert [r.id for r in page1 + page2] == ids[::-1][:8]
+    assert {r.task for r in backend.list_jobs(task="x")} == {"x"}
+    assert len(backend.list_jobs(task="x")) == 5
+    fetch(backend, 3, queues=("q",))
+    assert len(backend.list_jobs(state=JobState.RUNNING)) == 3
+
+
+def test_counts_by_queue_and_state(backend: Backend) -> None:
+    backend.enqueue([new_job(queue="a"), new_job(queue="a"), new_job(queue="b", delay=60)])
+    fetch(backend, 1, queues=("a",))
+    counts = backend.counts()
+    assert counts["a"] == {JobState.QUEUED: 1, JobState.RUNNING: 1}
+    assert counts["b"] == {JobState.SCHEDULED: 1}
+
+
+def test_prune_deletes_finished_jobs_past_retention(make_app: Callable[..., Conveyor]) -> None:
+    backend = make_app(result_ttl=0.0, failed_ttl=3600.0).backend
+    backend.enqueue([new_job(), new_job()])
+    done, failed = fetch(backend)
+    backend.finish([Finish(done.id, done.lease_token or "", JobState.COMPLETED, result="1"),
+                    Finish(failed.id, failed.lease_token or "", JobState.FAILED, error=error())])
+    assert backend.prune() == 1
+    assert backend.get(done.id) is None and backend.get(failed.id) is not None
+    # once pruned, the id can be used again
+    assert backend.enqueue([new_job(job_id=done.id)])[0].created
+
+
+def test_purge_deletes_chosen_states_never_running(backend: Backend) -> None:
+    backend.enqueue([new_job(), new_job(), new_job(queue="other")])
+    fetch(backend, 1)
+    assert backend.purge([JobState.QUEUED, JobState.RUNNING], queue="default") == 1
+    assert len(backend.list_jobs()) == 2
+
+
+def test_named_lock_has_one_owner_until_it_expires(backend: Backend) -> None:
+    assert backend.acquire_lock("leader", "a", ttl=0.3)
+    assert backend.acquire_lock("leader", "a", ttl=0.3)  # the owner extends it
+    assert not backend.acquire_lock("leader", "b", ttl=0.3)
+    assert wait_for(lambda: backend.acquire_lock("leader", "b", ttl=30), timeout=5)
+    backend.release_lock("leader", "a")  # not the owner: no effect
+    assert not backend.acquire_lock("leader", "a", ttl=30)
+    backend.release_lock("leader", "b")
+    assert backend.acquire_lock("leader", "a", ttl=30)
+
+
+def test_wait_for_work_wakes_on_an_enqueue_from_another_connection(app: Conveyor, engine_url: str) -> None:
+    producer = Conveyor(engine_url)
+    fetched_nothing, woke = threading.Event(), threading.Event()
+
+    def worker() -> None:
+        assert fetch(app.backend) == []  # the enqueue may land any time after this fetch
+        fetched_nothing.set()
+        app.backend.wait_for_work(["default"], 10, threading.Event())
+        woke.set()
+
+    waiter = threading.Thread(target=worker)
+    waiter.start()
+    assert fetched_nothing.wait(5)
+    start = time.monotonic()
+    producer.backend.enqueue([new_job()])
+    assert woke.wait(5)
+    assert time.monotonic() - start < 1.0
+    waiter.join()
+    producer.close()
+
+
+def test_wait_for_work_returns_when_a_delayed_job_falls_due(backend: Backend) -> None:
+    backend.enqueue([new_job(delay=0.3)])
+    fetch(backend)
+    start = time.monotonic()
+    backend.wait_for_work(["default"], 10, threading.Event())
+    assert 0.2 < time.monotonic() - start < 2.0
+    assert wait_for(lambda: fetch(backend), timeout=2)
+
+
+def test_wait_for_work_returns_when_woken(backend: Backend) -> None:
+    wake = threading.Event()
+    threading.Timer(0.05, wake.set).start()
+    start = time.monotonic()
+    backend.wait_for_work(["default"], 10, wake)
+    assert time.monotonic() - start < 2.0
+
+
+def test_every_transition_an_engine_makes_is_in_the_table() -> None:
+    # the verbs above drive each of these; the table is what ARCHITECTURE.md draws
+    assert JobState.QUEUED in TRANSITIONS[JobState.RUNNING]  # rescue, release
+    assert JobState.SCHEDULED in TRANSITIONS[JobState.RUNNING]  # retry later
+    assert all(JobState.QUEUED in TRANSITIONS[s] for s in (JobState.FAILED, JobState.CANCELLED))
