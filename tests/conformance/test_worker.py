@@ -1,0 +1,340 @@
+"""The worker's promises, on every engine: outcomes, retries, timeouts, cancellation, leases,
+crashes and shutdown, with real threads, event loops and processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conveyor import Conveyor, JobEvent, JobFailed, JobState
+from conveyor.job import NewJob
+from conveyor.worker import Worker
+from tests.conformance import worker_app
+from tests.conftest import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_PATH = "tests.conformance.worker_app:app"
+
+
+@pytest.fixture
+def tapp(engine_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Conveyor]:
+    """The worker_app's app pointed at this test's store (child processes find it in CONVEYOR_URL)."""
+    monkeypatch.setenv("CONVEYOR_URL", engine_url)
+    app = worker_app.app
+    app.close()
+    app.url = engine_url
+    app.import_path = APP_PATH
+    app.hooks = {name: [] for name in app.hooks}
+    yield app
+    app.close()
+
+
+@contextmanager
+def running_worker(app: Conveyor, **options: Any) -> Iterator[Worker]:
+    worker = Worker(app, **options)
+    thread = threading.Thread(target=worker.run, kwargs={"install_signals": False})
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(timeout=30)
+        assert not thread.is_alive(), "the worker did not stop"
+
+
+def spawn_worker(url: str, *extra: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "conveyor.cli", "worker", APP_PATH, "--url", url, "--lease", "1",
+               "--heartbeat", "0.2", "--log-level", "WARNING", *extra]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def state_of(app: Conveyor, job_id: str) -> JobState:
+    return app.get_job(job_id).status
+
+
+@pytest.mark.parametrize("pool", ["thread", "async"])
+def test_sync_and_async_tasks_run_side_by_side(tapp: Conveyor, pool: str) -> None:
+    jobs = [worker_app.add.delay(i, 1) for i in range(20)] + [worker_app.async_add.delay(i, 2) for i in range(20)]
+    with running_worker(tapp, pool=pool, concurrency=4):
+        results = [job.result(timeout=10) for job in jobs]
+    assert results == [i + 1 for i in range(20)] + [i + 2 for i in range(20)]
+
+
+def test_failing_job_retries_with_backoff_then_fails_keeping_every_error(tapp: Conveyor) -> None:
+    job = worker_app.fail_always.delay("no luck")
+    with running_worker(tapp), pytest.raises(JobFailed) as failure:
+        job.result(timeout=10)
+    assert failure.value.error_type == "ValueError" and "no luck" in failure.value.error_message
+    assert "raise ValueError(message)" in failure.value.remote_traceback
+    record = job.refresh().record
+    assert record.state == JobState.FAILED and record.attempts == 3
+    errors = job.errors
+    assert [e.attempt for e in errors] == [1, 2, 3]
+    assert errors[1].at - errors[0].at >= 0.05  # the fixed 50 ms backoff was waited
+
+
+def test_flaky_job_succeeds_on_a_later_attempt(tapp: Conveyor) -> None:
+    job = worker_app.flaky.delay(2)
+    with running_worker(tapp):
+        assert job.result(timeout=10) == 3
+    assert [e.type for e in job.refresh().errors] == ["ConnectionError", "ConnectionError"]
+
+
+def test_retry_on_limits_which_errors_retry(tapp: Conveyor) -> None:
+    job = worker_app.not_retryable.delay()
+    with running_worker(tapp), pytest.raises(JobFailed, match="not worth retrying"):
+        job.result(timeout=10)
+    assert job.refresh().attempts == 1
+
+
+def test_raise_retry_reschedules_after_its_delay(tapp: Conveyor) -> None:
+    job = worker_app.retry_later.delay(0.3)
+    with running_worker(tapp):
+        assert job.result(timeout=10) == 2
+    first, = job.refresh().errors
+    assert job.record.started_at is not None and job.record.started_at - first.at >= 0.25
+
+
+def test_bound_task_retries_the_celery_way(tapp: Conveyor) -> None:
+    job = worker_app.bound_retry.delay(3)
+    with running_worker(tapp):
+        assert job.result(timeout=10) == 2  # self.request.retries on the third attempt
+
+
+def test_max_retries_can_be_overridden_per_call(tapp: Conveyor) -> None:
+    job = worker_app.fail_always.with_options(max_retries=0).delay("once")
+    with running_worker(tapp), pytest.raises(JobFailed):
+        job.result(timeout=10)
+    assert job.refresh().attempts == 1
+
+
+def _store_raw(app: Conveyor, task: str, payload: str) -> str:
+    job_id = uuid.uuid4().hex
+    app.backend.enqueue([NewJob(id=job_id, task=task, queue="default", priority=0, payload=payload,
+                                max_attempts=3, timeout=None)])
+    return job_id
+
+
+def test_poison_jobs_fail_on_their_own_and_the_worker_goes_on(tapp: Conveyor) -> None:
+    unknown = _store_raw(tapp, "no.such.task", '{"args":[],"kwargs":{}}')
+    garbage = _store_raw(tapp, "add", "\x00 not json")
+    wrong_shape = _store_raw(tapp, "add", '["a", "list"]')
+    bad_result = worker_app.returns_object.delay()
+    healthy = [worker_app.add.delay(i, i) for i in range(10)]
+    with running_worker(tapp):
+        assert [j.result(timeout=10) for j in healthy] == [i * 2 for i in range(10)]
+        wait_for(lambda: all(state_of(tapp, j) == JobState.FAILED for j in (unknown, garbage, wrong_shape)))
+        with pytest.raises(JobFailed, match="JSON"):
+            bad_result.result(timeout=10)
+    unknown_error = tapp.get_job(unknown).errors
+    assert [e.type for e in unknown_error] == ["UnknownTask"]  # not retried: no retry can mend it
+    assert "no.such.task" in unknown_error[0].message
+    assert tapp.get_job(garbage).errors[0].type == "SerializationError"
+    assert "not valid JSON" in tapp.get_job(garbage).errors[0].message
+    assert tapp.get_job(wrong_shape).errors[0].type == "SerializationError"
+
+
+def test_thread_job_over_its_timeout_is_stopped(tapp: Conveyor) -> None:
+    job = worker_app.spin.with_options(timeout=0.3).delay(30)
+    start = time.monotonic()
+    with running_worker(tapp), pytest.raises(JobFailed) as failure:
+        job.result(timeout=10)
+    assert failure.value.error_type == "JobTimeout" and "0.3s" in failure.value.error_message
+    assert time.monotonic() - start < 5
+
+
+def test_async_job_over_its_timeout_is_cancelled(tapp: Conveyor) -> None:
+    job = worker_app.async_nap.with_options(timeout=0.2).delay(30)
+    with running_worker(tapp, pool="async"), pytest.raises(JobFailed) as failure:
+        job.result(timeout=10)
+    assert failure.value.error_type == "JobTimeout"
+
+
+def test_process_job_over_its_timeout_is_killed_and_the_process_replaced(tapp: Conveyor) -> None:
+    slow = worker_app.nap.with_options(timeout=0.5).delay(60)
+    with running_worker(tapp, pool="process", concurrency=1):
+        with pytest.raises(JobFailed) as failure:
+            slow.result(timeout=20)
+        assert failure.value.error_type == "JobTimeout"
+        assert worker_app.add.delay(2, 3).result(timeout=20) == 5
+
+
+def test_process_job_that_crashes_its_process_fails_alone(tapp: Conveyor) -> None:
+    crasher = worker_app.crash.delay()
+    with running_worker(tapp, pool="process", concurrency=1):
+        with pytest.raises(JobFailed) as failure:
+            crasher.result(timeout=30)
+        assert worker_app.add.delay(1, 1).result(timeout=20) == 2
+    assert failure.value.error_type == "WorkerCrashed" and "exit code 13" in failure.value.error_message
+    assert crasher.refresh().attempts == 2  # its retry budget (max_retries=1) was spent on crashes
+
+
+@pytest.mark.parametrize(("pool", "task"), [("thread", "until_cancelled"), ("async", "async_until_cancelled"),
+                                            ("process", "until_cancelled")])
+def test_cancelling_a_running_job_stops_it_and_it_is_never_retried(tapp: Conveyor, tmp_path: Path, pool: str,
+                                                                  task: str) -> None:
+    marker = tmp_path / "started"
+    job = tapp.enqueue(task, [str(marker)])
+    with running_worker(tapp, pool=pool, concurrency=1):
+        wait_for(marker.exists, timeout=20)
+        job.cancel()
+        wait_for(lambda: job.status == JobState.CANCELLED, timeout=10)
+        assert worker_app.add.delay(1, 2).result(timeout=20) == 3
+    assert job.refresh().attempts == 1
+
+
+def test_cancelled_waiting_job_never_runs(tapp: Conveyor) -> None:
+    job = worker_app.add.delay(1, 1).cancel()
+    with running_worker(tapp):
+        assert worker_app.add.delay(2, 2).result(timeout=10) == 4
+    assert job.status == JobState.CANCELLED and job.refresh().attempts == 0
+
+
+def test_progress_is_visible_while_the_job_runs(tapp: Conveyor, tmp_path: Path) -> None:
+    marker = tmp_path / "go"
+    job = worker_app.progress_then_wait.delay(str(marker))
+    seen: list[tuple[float | None, str | None]] = []
+    tapp.on("progress")(lambda event: seen.append((event.progress, event.message)))
+    with running_worker(tapp):
+        assert wait_for(lambda: job.progress == 40, timeout=10)
+        assert job.progress_message == "resizing"
+        marker.touch()
+        assert job.result(timeout=10) == "ok"
+    assert seen == [(40.0, "resizing")]
+
+
+def test_cpu_bound_job_keeps_its_lease_past_the_lease_length(tapp: Conveyor) -> None:
+    job = worker_app.spin.delay(3 * tapp.lease_seconds)  # never yields for three lease lengths
+    with running_worker(tapp, concurrency=1):
+        assert job.result(timeout=30) == "done"
+    assert job.refresh().attempts == 1 and job.errors == []
+
+
+def test_hooks_fire_and_a_failing_hook_does_not_stop_the_worker(tapp: Conveyor) -> None:
+    events: list[tuple[str, str]] = []
+
+    @tapp.on("started")
+    def broken(event: JobEvent) -> None:
+        raise RuntimeError("hook bug")
+
+    for name in ("started", "completed", "retrying", "failed"):
+        tapp.on(name)(lambda event, name=name: events.append((name, event.job.task)))  # type: ignore[misc]
+    ok, bad = worker_app.add.delay(1, 2), worker_app.fail_always.delay("x")
+    with running_worker(tapp):
+        assert ok.result(timeout=10) == 3
+        with pytest.raises(JobFailed):
+            bad.result(timeout=10)
+    assert ("completed", "add") in events
+    assert events.count(("retrying", "fail_always")) == 2 and events.count(("failed", "fail_always")) == 1
+    assert events.count(("started", "fail_always")) == 3
+
+
+def test_worker_holds_no_more_jobs_than_it_can_start(tapp: Conveyor) -> None:
+    jobs = [worker_app.nap.delay(0.2) for _ in range(8)]
+    with running_worker(tapp, concurrency=2) as worker:
+        while not all(j.status == JobState.COMPLETED for j in jobs):
+            assert tapp.counts()["default"].get(JobState.RUNNING, 0) <= 2
+            assert len(worker.attempts) <= 2
+            time.sleep(0.02)
+
+
+def test_paused_queue_is_not_worked_until_resumed(tapp: Conveyor) -> None:
+    tapp.pause("default")
+    job = worker_app.add.delay(1, 1)
+    with running_worker(tapp) as worker:
+        time.sleep(0.3)  # a window in which a worker that ignored the pause would take the job
+        assert job.status == JobState.QUEUED and not worker.attempts
+        tapp.resume("default")
+        assert job.result(timeout=10) == 2
+
+
+def test_burst_worker_leaves_when_no_job_is_due_and_max_jobs_stops_a_worker(tapp: Conveyor) -> None:
+    worker_app.add.map([(i, i) for i in range(5)])
+    capped = Worker(tapp, max_jobs=3)
+    capped.run(install_signals=False)
+    assert capped.processed == 3
+    burst = Worker(tapp, burst=True)
+    burst.run(install_signals=False)
+    assert burst.processed == 2
+    assert tapp.counts()["default"] == {JobState.COMPLETED: 5}
+
+
+def test_sigkilled_worker_job_runs_again_elsewhere_after_its_lease(tapp: Conveyor, engine_url: str,
+                                                                   tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    job = worker_app.mark_then_nap.delay(str(ledger), 0.5)
+    victim = spawn_worker(engine_url)
+    try:
+        wait_for(lambda: ledger.exists() and ledger.read_text(), timeout=20)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+    finally:
+        victim.kill()
+    assert job.status == JobState.RUNNING  # nobody finished it: it waits for its lease to expire
+    rescuer = spawn_worker(engine_url)
+    try:
+        assert job.result(timeout=30) == 2
+    finally:
+        rescuer.terminate()
+        rescuer.wait(timeout=30)
+    assert job.refresh().errors[0].type == "WorkerLost"
+    assert len(ledger.read_text().split()) == 2
+
+
+def test_job_that_kills_its_worker_every_time_ends_failed(tapp: Conveyor, engine_url: str) -> None:
+    job = worker_app.crash.delay()  # os._exit in the thread pool takes the whole worker down
+    deaths = 0
+    while job.status != JobState.FAILED and deaths < 4:
+        worker = spawn_worker(engine_url)
+        # each worker rescues the job once its lease expired, takes it, and dies of it
+        wait_for(lambda: worker.poll() is not None or job.status == JobState.FAILED, timeout=30)
+        deaths += worker.poll() is not None
+        worker.terminate()
+        worker.wait(timeout=30)
+    assert job.status == JobState.FAILED and deaths == 2
+    assert job.refresh().attempts == 2  # max_retries=1: two worker deaths, then no more
+    assert job.errors[-1].type == "WorkerLost"
+
+
+def test_sigterm_lets_running_jobs_finish(tapp: Conveyor, engine_url: str, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    job = worker_app.mark_then_nap.delay(str(ledger), 1.0)
+    worker = spawn_worker(engine_url, "--shutdown-timeout", "20")
+    wait_for(lambda: ledger.exists() and ledger.read_text(), timeout=20)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    assert job.status == JobState.COMPLETED and job.refresh().attempts == 1
+
+
+def test_sigterm_hands_back_jobs_that_outlive_the_shutdown_timeout(tapp: Conveyor, engine_url: str,
+                                                                   tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    job = worker_app.mark_then_nap.delay(str(ledger), 30)
+    waiting = worker_app.add.delay(1, 1)
+    worker = spawn_worker(engine_url, "--shutdown-timeout", "0.5", "-c", "1")
+    wait_for(lambda: ledger.exists() and ledger.read_text(), timeout=20)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    record = job.refresh().record
+    assert record.state == JobState.QUEUED and record.attempts == 0  # handed back, attempt not counted
+    assert waiting.status == JobState.QUEUED
+
+
+def test_worker_reports_store_it_cannot_open_in_one_line(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "conveyor.cli", "worker", APP_PATH, "--url",
+                             f"sqlite:///{tmp_path}/missing/dir/jobs.db"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+    assert os.path.exists(tmp_path) and not (tmp_path / "missing").exists()
