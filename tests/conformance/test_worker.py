@@ -298,7 +298,7 @@ def test_job_that_kills_its_worker_every_time_ends_failed(tapp: Conveyor, engine
     while job.status != JobState.FAILED and deaths < 4:
         worker = spawn_worker(engine_url)
         # each worker rescues the job once its lease expired, takes it, and dies of it
-        wait_for(lambda: worker.poll() is not None or job.status == JobState.FAILED, timeout=30)
+        wait_for(lambda w=worker: w.poll() is not None or job.status == JobState.FAILED, timeout=30)
         deaths += worker.poll() is not None
         worker.terminate()
         worker.wait(timeout=30)
