@@ -1,0 +1,190 @@
+"""The producer's API on every engine: options, validation, bulk enqueue, handles, errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from conveyor import (
+    ConfigurationError,
+    Conveyor,
+    JobNotFound,
+    JobState,
+    NoCurrentJob,
+    PayloadTooLarge,
+    ResultTimeout,
+    SerializationError,
+    UnknownTask,
+    current_job,
+)
+
+
+@pytest.fixture
+def tasks(app: Conveyor) -> Any:
+    class Tasks:
+        @staticmethod
+        @app.task(queue="emails", priority=3, max_retries=5, timeout=30)
+        def send_welcome_email(to: str, username: str) -> dict[str, str]:
+            return {"to": to, "username": username}
+
+        @staticmethod
+        @app.task(bind=True)
+        def bound(self: Any, x: int) -> int:
+            return x * 2
+
+    return Tasks
+
+
+def test_delay_returns_a_queued_job_with_the_tasks_defaults(app: Conveyor, tasks: Any) -> None:
+    job = tasks.send_welcome_email.delay("ann@example.com", "ann")
+    record = job.record
+    assert (record.queue, record.priority, record.max_attempts, record.timeout) == ("emails", 3, 6, 30)
+    assert job.status == JobState.QUEUED and job.created
+    assert job.args == ["ann@example.com", "ann"] and job.kwargs == {}
+    assert app.get_job(job.id).task_name.endswith("send_welcome_email")
+
+
+def test_with_options_overrides_per_call(app: Conveyor, tasks: Any) -> None:
+    job = tasks.send_welcome_email.with_options(delay=30, priority=10, queue="urgent", job_id="welcome-42",
+                                                max_retries=1, timeout=5).delay("a@x", username="a")
+    r = job.record
+    assert (r.id, r.queue, r.priority, r.max_attempts, r.timeout, r.state) == (
+        "welcome-42", "urgent", 10, 2, 5, JobState.SCHEDULED)
+    assert r.run_at == pytest.approx(r.enqueued_at + 30, abs=0.01)
+    assert job.kwargs == {"username": "a"}
+
+
+def test_run_at_takes_an_aware_datetime(tasks: Any) -> None:
+    when = datetime.now(UTC) + timedelta(hours=1)
+    job = tasks.send_welcome_email.with_options(run_at=when).delay("a@x", "a")
+    assert job.record.run_at == pytest.approx(when.timestamp())
+    assert job.status == JobState.SCHEDULED
+
+
+def test_celery_apply_async_spelling(tasks: Any) -> None:
+    job = tasks.send_welcome_email.apply_async(("a@x", "a"), countdown=60, task_id="c-1", queue="q")
+    assert (job.id, job.queue, job.record.state) == ("c-1", "q", JobState.SCHEDULED)
+
+
+def test_same_job_id_returns_the_existing_job(tasks: Any) -> None:
+    first = tasks.send_welcome_email.with_options(job_id="once").delay("a@x", "a")
+    second = tasks.send_welcome_email.with_options(job_id="once").delay("b@x", "b")
+    assert second.id == first.id and not second.created and second.args == ["a@x", "a"]
+
+
+def test_map_enqueues_in_batches_keeping_order(app: Conveyor, tasks: Any) -> None:
+    items: list[Any] = [("a@x", "a"), {"to": "b@x", "username": "b"}, ["c@x", "c"]]
+    jobs = tasks.send_welcome_email.map(items * 5, batch_size=4)
+    assert len(jobs) == 15 and len({j.id for j in jobs}) == 15
+    assert [j.record.payload for j in jobs[:3]] == [
+        '{"args":["a@x","a"],"kwargs":{}}', '{"args":[],"kwargs":{"to":"b@x","username":"b"}}',
+        '{"args":["c@x","c"],"kwargs":{}}']
+    assert app.counts()["emails"] == {JobState.QUEUED: 15}
+
+
+def test_map_with_options_applies_them_to_every_job(tasks: Any) -> None:
+    jobs = tasks.send_welcome_email.with_options(priority=9, queue="bulk").map([("a", "a"), ("b", "b")])
+    assert {(j.queue, j.record.priority) for j in jobs} == {("bulk", 9)}
+    with pytest.raises(ConfigurationError, match="job_id"):
+        tasks.send_welcome_email.with_options(job_id="x").map([("a", "a"), ("b", "b")])
+
+
+def test_a_plain_call_runs_inline(tasks: Any, app: Conveyor) -> None:
+    assert tasks.send_welcome_email("a@x", "a") == {"to": "a@x", "username": "a"}
+    assert tasks.bound(21) == 42
+    assert app.counts() == {}
+
+
+def test_current_job_outside_a_worker_says_so() -> None:
+    with pytest.raises(NoCurrentJob, match="inside a task"):
+        current_job()
+
+
+def test_unserialisable_argument_is_refused_naming_it(tasks: Any, app: Conveyor) -> None:
+    with pytest.raises(SerializationError, match=r"argument 'username' \(position 1\).*datetime"):
+        tasks.send_welcome_email.delay("a@x", datetime.now())
+    with pytest.raises(SerializationError, match="argument 'username'"):
+        tasks.send_welcome_email.delay("a@x", username={1, 2})
+    with pytest.raises(SerializationError, match="position 0"):
+        tasks.send_welcome_email.delay(float("nan"), "a")
+    assert app.counts() == {}
+
+
+def test_oversized_payload_is_refused(make_app: Any) -> None:
+    app = make_app(max_payload=1000)
+
+    @app.task
+    def upload(data: str) -> None: ...
+
+    with pytest.raises(PayloadTooLarge, match="1,000-byte limit"):
+        upload.delay("x" * 2000)
+    upload.delay("x" * 900)
+    assert sum(app.counts()["default"].values()) == 1
+
+
+def test_default_payload_limit_is_one_mebibyte(app: Conveyor) -> None:
+    @app.task
+    def upload(data: str) -> None: ...
+
+    with pytest.raises(PayloadTooLarge):
+        upload.delay("x" * (1024 * 1024))
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"delay": -1}, "delay=-1"),
+    ({"priority": "high"}, "priority='high'"),
+    ({"priority": 1.5}, "priority=1.5"),
+    ({"run_at": datetime(2030, 1, 1)}, "naive"),
+    ({"run_at": "tomorrow"}, "run_at='tomorrow'"),
+    ({"queue": ""}, "queue=''"),
+    ({"queue": "has space"}, "queue="),
+    ({"job_id": ""}, "job_id=''"),
+    ({"max_retries": -2}, "max_retries=-2"),
+    ({"timeout": 0}, "timeout=0"),
+])
+def test_invalid_options_are_refused_where_given(tasks: Any, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        tasks.send_welcome_email.with_options(**options)
+    assert message in str(error.value)
+
+
+def test_invalid_task_definitions_are_refused(app: Conveyor) -> None:
+    with pytest.raises(ConfigurationError, match="retry_backoff"):
+        app.task(retry_backoff="sometimes")(lambda: None)
+    with pytest.raises(ConfigurationError, match="priority"):
+        app.task(priority="urgent")(lambda: None)  # type: ignore[call-overload]
+    with pytest.raises(ConfigurationError, match="unknown hook"):
+        app.on("finished")  # type: ignore[arg-type]
+
+
+def test_get_job_and_listing(app: Conveyor, tasks: Any) -> None:
+    jobs = tasks.send_welcome_email.map([("a", "a")] * 3)
+    tasks.bound.delay(1)
+    assert [j.id for j in app.jobs(queue="emails")] == [j.id for j in reversed(jobs)]
+    assert len(app.jobs(state="queued", limit=2)) == 2
+    assert len(app.jobs(task=tasks.bound.name)) == 1
+    with pytest.raises(ConfigurationError, match="state='lost'"):
+        app.jobs(state="lost")
+    with pytest.raises(JobNotFound):
+        app.get_job("nope")
+
+
+def test_result_times_out_while_the_job_waits(tasks: Any) -> None:
+    job = tasks.send_welcome_email.delay("a", "a")
+    with pytest.raises(ResultTimeout, match="still queued"):
+        job.result(timeout=0.05)
+
+
+def test_enqueue_by_name_reaches_unregistered_tasks(app: Conveyor) -> None:
+    job = app.enqueue("billing.charge", [1], {"currency": "EUR"}, queue="billing")
+    assert (job.task_name, job.queue, job.kwargs) == ("billing.charge", "billing", {"currency": "EUR"})
+    with pytest.raises(UnknownTask, match=r"billing\.charge"):
+        app.get_task("billing.charge")
+
+
+def test_two_tasks_with_one_name_are_refused(app: Conveyor) -> None:
+    app.task(name="dup")(lambda: 1)
+    with pytest.raises(ConfigurationError, match="dup"):
+        app.task(name="dup")(lambda: 2)

@@ -1,0 +1,133 @@
+"""SQLite-only behaviour: what a file on one machine can get wrong (someone else's database, a
+read-only file, many processes writing at once). The other engines have no file to test."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from conveyor import BackendError, ConfigurationError, Conveyor
+from conveyor.job import NewJob
+
+
+def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = Conveyor("sqlite:///relative.db")
+    app.counts()
+    assert (tmp_path / "relative.db").exists()
+    app.close()
+    absolute = Conveyor(f"sqlite:///{tmp_path}/abs.db?busy_timeout=5&synchronous=full")
+    absolute.counts()
+    assert (tmp_path / "abs.db").exists()
+    absolute.close()
+
+
+def test_default_url_is_conveyor_db_in_the_working_directory(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CONVEYOR_URL", raising=False)
+    app = Conveyor()
+    assert app.url == "sqlite:///conveyor.db"
+    assert not (tmp_path / "conveyor.db").exists()  # opened on first use, not at import
+    app.counts()
+    assert (tmp_path / "conveyor.db").exists()
+    app.close()
+    monkeypatch.setenv("CONVEYOR_URL", f"sqlite:///{tmp_path}/env.db")
+    assert Conveyor().url.endswith("env.db")
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("sqlite://", "sqlite:///relative"), ("sqlite:///:memory:", "cannot be shared"),
+    ("sqlite:///x.db?fast=1", "unknown option 'fast'"), ("sqlite:///x.db?busy_timeout=soon", "busy_timeout"),
+    ("mysql://localhost/db", "unknown store URL"),
+])
+def test_bad_urls_are_refused_with_the_fix(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Conveyor(url).backend  # noqa: B018
+
+
+def test_a_database_that_is_not_ours_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+    with pytest.raises(BackendError, match="conveyor did not create"):
+        Conveyor(f"sqlite:///{path}").backend  # noqa: B018
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables == {"users"}
+
+
+def test_a_file_that_is_not_a_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("shopping list\n" * 100)
+    with pytest.raises(BackendError, match="not a SQLite database"):
+        Conveyor(f"sqlite:///{path}").backend  # noqa: B018
+    assert path.read_text() == "shopping list\n" * 100
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """Root ignores permission bits, so as root mark the file immutable instead."""
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+    else:
+        path.chmod(0o444)
+        try:
+            yield
+        finally:
+            path.chmod(0o644)
+
+
+def test_a_read_only_store_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    app = Conveyor(f"sqlite:///{path}")
+    app.enqueue("t")
+    app.close()
+    with read_only(path):
+        reader = Conveyor(f"sqlite:///{path}")
+        with pytest.raises(BackendError, match="read-only: give this process write access"):
+            reader.enqueue("t")
+        reader.close()
+    assert sum(Conveyor(f"sqlite:///{path}").counts()["default"].values()) == 1
+
+
+def _produce_and_consume(url: str, count: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    app = Conveyor(url)
+    done: list[str] = []
+    for _ in range(count):
+        app.backend.enqueue([NewJob(id=uuid.uuid4().hex, task="t", queue="q", priority=0, payload="{}",
+                                    max_attempts=1, timeout=None)])
+        done.extend(r.id for r in app.backend.fetch(["q"], 2, worker_id=str(os.getpid()), lease_seconds=60))
+    out.put(done)
+    app.close()
+
+
+def test_eight_processes_enqueueing_and_claiming_at_once_never_see_a_lock_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/busy.db"
+    Conveyor(url).counts()
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_produce_and_consume, args=(url, 150, out)) for _ in range(8)]
+    for p in procs:
+        p.start()
+    claimed = [job_id for _ in procs for job_id in out.get(timeout=120)]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    assert len(claimed) == len(set(claimed))  # no job claimed twice
+    app = Conveyor(url)
+    counts = app.counts()["q"]
+    assert sum(counts.values()) == 1200  # every enqueue landed
+    app.close()
