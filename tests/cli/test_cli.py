@@ -1,0 +1,93 @@
+"""The `conveyor` command, run for real in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = "tests.conformance.worker_app:app"
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/cli.db"
+
+
+def conveyor(*args: str, url: str | None = None, env: dict[str, str] | None = None,
+             stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    full_env = {**inherited, **(env or {}), **({"CONVEYOR_URL": url} if url else {})}
+    return subprocess.run([sys.executable, "-m", "conveyor.cli", *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=60, input=stdin)
+
+
+def test_help_lists_the_commands() -> None:
+    result = conveyor("--help")
+    assert result.returncode == 0
+    for command in ("worker", "enqueue", "info", "jobs", "queues", "demo"):
+        assert command in result.stdout
+
+
+def test_enqueue_work_and_inspect_round_trip(url: str) -> None:
+    job_id = conveyor("enqueue", "add", "--args", "[2, 3]", "--app", APP, url=url).stdout.strip()
+    assert len(job_id) == 32
+    counts = json.loads(conveyor("info", "--json", url=url).stdout)
+    assert counts["queues"]["default"]["queued"] == 1
+    worked = conveyor("worker", APP, "--burst", "--log-format", "json", url=url)
+    assert worked.returncode == 0, worked.stderr
+    lines = [json.loads(line) for line in worked.stderr.splitlines() if line.startswith("{")]
+    states = [(line["job_id"], line["previous"], line["state"]) for line in lines if line.get("job_id")]
+    assert states == [(job_id, "queued", "running"), (job_id, "running", "completed")]
+    shown = json.loads(conveyor("jobs", "show", job_id, "--json", url=url).stdout)
+    assert shown["state"] == "completed" and shown["result"] == "5"
+    listed = conveyor("jobs", "list", "--state", "completed", url=url)
+    assert job_id in listed.stdout
+
+
+def test_every_option_can_come_from_the_environment(url: str) -> None:
+    job_id = conveyor("enqueue", "add", "--args", "[1, 1]", env={"CONVEYOR_APP": APP}, url=url).stdout.strip()
+    result = conveyor("worker", env={"CONVEYOR_APP": APP, "CONVEYOR_BURST": "1", "CONVEYOR_QUEUES": "default"},
+                      url=url)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(conveyor("jobs", "show", job_id, "--json", url=url).stdout)["state"] == "completed"
+
+
+def test_cancel_retry_pause_and_purge(url: str) -> None:
+    first = conveyor("enqueue", "add", "--args", "[1, 2]", "--delay", "3600", url=url).stdout.strip()
+    second = conveyor("enqueue", "add", "--args", "[1, 2]", "--queue", "other", url=url).stdout.strip()
+    assert "cancelled 1 job(s)" in conveyor("jobs", "cancel", first, url=url).stdout
+    assert "retried 1 job(s)" in conveyor("jobs", "retry", "--state", "cancelled", url=url).stdout
+    assert json.loads(conveyor("jobs", "show", first, "--json", url=url).stdout)["state"] == "queued"
+    assert conveyor("queues", "pause", "other", url=url).returncode == 0
+    assert json.loads(conveyor("info", "--json", url=url).stdout)["queues"]["other"]["paused"] is True
+    conveyor("worker", APP, "-q", "default", "-q", "other", "--burst", url=url)
+    assert json.loads(conveyor("jobs", "show", second, "--json", url=url).stdout)["state"] == "queued"
+    conveyor("queues", "resume", "other", url=url)
+    conveyor("worker", APP, "-q", "other", "--burst", url=url)
+    assert "purged 2 job(s)" in conveyor("jobs", "purge", "--yes", url=url).stdout
+    refused = conveyor("jobs", "purge", url=url, stdin="n\n")
+    assert refused.returncode == 1
+
+
+def test_errors_are_one_line_with_documented_exit_codes(url: str) -> None:
+    cases = [
+        (("worker", "no_such_module:app"), 1, "cannot import module 'no_such_module'"),
+        (("worker", "tests.conformance:nothing"), 1, "no Conveyor app named 'nothing'"),
+        (("enqueue", "nope", "--app", APP), 3, "no task named 'nope'"),
+        (("jobs", "show", "missing"), 3, "no job with id 'missing'"),
+        (("jobs", "cancel", "missing"), 3, "missing"),
+        (("enqueue", "add", "--args", "{not json"), 2, "not valid JSON"),
+        (("enqueue", "add", "--priority", "high"), 2, "high"),
+        (("info", "--url", "mysql://x/y"), 1, "unknown store URL"),
+    ]
+    for args, code, message in cases:
+        result = conveyor(*args, url=url)
+        assert result.returncode == code, (args, result.stderr)
+        assert message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
