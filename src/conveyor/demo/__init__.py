@@ -1,1 +1,2 @@
-"""The demo app behind `conveyor demo`."""
+"""The demo behind `conveyor demo`: a small shop's tasks (app.py) and the run that enqueues,
+watches and sums them up (run.py)."""

@@ -96,7 +96,8 @@ class _Slot:
 
     def _check(self, attempt: Attempt, timeout: float | None) -> Finish | None:
         record, now = attempt.record, time.time()
-        assert self.process is not None
+        if self.process is None:  # the pool was stopped under it: the job was handed back already
+            return classify(self.pool.app, record, cancelled=True, now=now)
         if attempt.cancel.is_set():
             self._kill()
             return classify(self.pool.app, record, cancelled=True, now=now)
