@@ -73,6 +73,14 @@ def test_fetch_respects_limit_and_queues(backend: Backend) -> None:
     assert fetch(backend, queues=("c",)) == []
 
 
+def test_fetch_over_several_queues_orders_by_priority_across_them(backend: Backend) -> None:
+    ids = [r.id for r in backend.enqueue([new_job(queue="a", priority=1), new_job(queue="b", priority=9),
+                                          new_job(queue="a", priority=5), new_job(queue="b", priority=1)])]
+    claimed = [r.id for batch in (fetch(backend, 1, ("a", "b")), fetch(backend, 2, ("b", "a", "a")),
+                                  fetch(backend, 5, ("a", "b"))) for r in batch]
+    assert claimed == [ids[1], ids[2], ids[0], ids[3]]
+
+
 def test_delayed_job_is_scheduled_until_due(backend: Backend) -> None:
     [record] = backend.enqueue([new_job(delay=0.5)])
     assert record.state == JobState.SCHEDULED

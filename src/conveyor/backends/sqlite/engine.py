@@ -221,8 +221,15 @@ class SQLiteBackend:
         now = self.now()
         with self._write() as conn:
             conn.execute(_sql("promote"), {"now": now})
-            rows = conn.execute(_sql("fetch"), {
-                "queues": json.dumps(list(queues)), "limit": limit, "token": secrets.token_hex(8),
+            paused = {row[0] for row in conn.execute("SELECT queue FROM conveyor_paused_queues")}
+            candidates = [tuple(row) for queue in dict.fromkeys(queues) if queue not in paused
+                          for row in conn.execute(_sql("fetch"), {"queue": queue, "limit": limit})]
+            if not candidates:
+                return []
+            # (seq, priority, run_at): best priority first, then due time, then enqueue order.
+            chosen = sorted(candidates, key=lambda c: (-c[1], c[2], c[0]))[:limit]
+            rows = conn.execute(_sql("claim"), {
+                "seqs": json.dumps([c[0] for c in chosen]), "token": secrets.token_hex(8),
                 "worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds,
             }).fetchall()
         records = [_record(row) for row in rows]

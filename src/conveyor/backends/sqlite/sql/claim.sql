@@ -1,0 +1,10 @@
+-- claim: the chosen queued jobs start running under lease :token, attempts counted.
+-- in:  :seqs (JSON array) :token :worker_id :now :lease_expires_at
+-- out: the claimed rows.
+-- guarantee: runs in the same BEGIN IMMEDIATE transaction as promote and fetch, so two fetchers never
+-- claim one job; the state guard keeps it honest anyway.
+UPDATE conveyor_jobs
+SET state = 'running', attempts = attempts + 1, lease_token = :token,
+    lease_expires_at = :lease_expires_at, worker_id = :worker_id, started_at = :now
+WHERE seq IN (SELECT value FROM json_each(:seqs)) AND state = 'queued'
+RETURNING *
