@@ -34,6 +34,7 @@ class Attempt:
     started: float | None = None  # time.monotonic() when the task began
     handle: Any = None  # the pool's own handle (an asyncio task, a process slot)
     lost: bool = False  # the lease was lost: a finish will be refused
+    done: bool = False  # the task has returned; its outcome is on its way to the store
 
     @property
     def lease(self) -> Lease:

@@ -140,6 +140,7 @@ class Worker:
 
     def _on_done(self, attempt: Attempt, finish: Finish) -> None:
         """Called on the pool's threads; the main loop records outcomes in batches."""
+        attempt.done = True
         self._done.put((attempt, finish))
         self.wake.set()
 
@@ -221,6 +222,10 @@ class Worker:
         for attempt in live:
             job_id = attempt.record.id
             if job_id in reply.lost:
+                if attempt.done:
+                    # Finished between the snapshot and the heartbeat: the finish cleared the lease, or,
+                    # if the lease truly lapsed, the refused finish will say so.
+                    continue
                 attempt.lost = True
                 logger.warning("job %s: this worker lost its lease (rescued elsewhere after a stall?); its "
                                "outcome will not be recorded", job_id)
