@@ -15,6 +15,7 @@ from conveyor.errors import (
     PayloadTooLarge,
     ResultTimeout,
     Retry,
+    ScheduleNotFound,
     SerializationError,
     UnknownTask,
 )
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BackendError", "ConfigurationError", "Conveyor", "ConveyorError", "InvalidTransition", "Job",
     "JobCancelled", "JobContext", "JobEvent", "JobFailed", "JobNotFound", "JobState", "JobTimeout",
-    "NoCurrentJob", "PayloadTooLarge", "ResultTimeout", "Retry", "RetryPolicy", "SerializationError",
+    "NoCurrentJob", "PayloadTooLarge", "ResultTimeout", "Retry", "RetryPolicy", "ScheduleNotFound",
+    "SerializationError",
     "Task", "UnknownTask", "current_job",
 ]

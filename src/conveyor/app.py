@@ -8,16 +8,22 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, ParamSpec, TypeVar, overload
+from datetime import timedelta, tzinfo
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
-from conveyor.backends import Backend, Retention, open_backend
-from conveyor.errors import ConfigurationError, JobNotFound, UnknownTask
+from conveyor.backends import Backend, Retention, ScheduleState, open_backend
+from conveyor.errors import ConfigurationError, JobNotFound, ScheduleNotFound, UnknownTask
 from conveyor.handle import Job
 from conveyor.job import JobRecord, JobState, NewJob
 from conveyor.options import EnqueueOptions, check_priority, check_queue, check_seconds
 from conveyor.retry import Backoff, RetryPolicy, normalise_backoff
+from conveyor.scheduler.schedule import MissedPolicy, Schedule
+from conveyor.scheduler.triggers import make_trigger
 from conveyor.serialization import encode_payload
 from conveyor.task import Task
+
+if TYPE_CHECKING:
+    from conveyor.scheduler.scheduler import Scheduler
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -77,6 +83,7 @@ class Conveyor:
         )
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.hooks: dict[str, list[Hook]] = {name: [] for name in HOOK_EVENTS}
+        self.schedules: dict[str, Schedule] = {}
         self.import_path: str | None = None  # set by the CLI's loader; process pools need it
         self._backend: Backend | None = None
         self._backend_lock = threading.Lock()
@@ -181,8 +188,16 @@ class Conveyor:
     def enqueue_calls(self, task: Task[Any, R], calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
                       options: EnqueueOptions) -> list[Job[R]]:
         """Encode and store a batch of calls of one task in one atomic round trip."""
+        if options.connection is not None:
+            raise ConfigurationError("connection=... (transactional enqueue) needs a PostgreSQL store; "
+                                     f"this app uses {self.url}")
+        return [Job(self, record) for record in self.backend.enqueue(self.build_jobs(task, calls, options))]
+
+    def build_jobs(self, task: Task[Any, Any], calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
+                   options: EnqueueOptions) -> list[NewJob]:
+        """Encode calls of one task as jobs to store (arguments checked and size-limited here)."""
         max_retries = options.max_retries if options.max_retries is not None else task.policy.max_retries
-        new_jobs = [
+        return [
             NewJob(
                 id=options.job_id or uuid.uuid4().hex,
                 task=task.name,
@@ -196,10 +211,6 @@ class Conveyor:
             )
             for args, kwargs in calls
         ]
-        if options.connection is not None:
-            raise ConfigurationError("connection=... (transactional enqueue) needs a PostgreSQL store; "
-                                     f"this app uses {self.url}")
-        return [Job(self, record) for record in self.backend.enqueue(new_jobs)]
 
     def enqueue(self, task_name: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
                 **options: Any) -> Job[Any]:
@@ -241,3 +252,83 @@ class Conveyor:
     def prune(self) -> int:
         """Delete finished jobs past their retention now (workers also do it every minute)."""
         return self.backend.prune()
+
+    # -- schedules --------------------------------------------------------------------------
+
+    def schedule(self, name: str, task: Task[Any, Any] | Callable[..., Any], *, cron: str | None = None,
+                 every: float | timedelta | None = None, tz: str | tzinfo | None = None,
+                 args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
+                 missed: MissedPolicy = "skip", grace: float = 30.0, catch_up: int = 100,
+                 queue: str | None = None, priority: int | None = None) -> Schedule:
+        """Enqueue `task(*args, **kwargs)` on a cron expression (five fields, or six with seconds
+        first; in `tz`, default UTC) or `every` N seconds. Missed ticks: see `Schedule`.
+        Invalid expressions, zones and intervals raise ConfigurationError here, not at run time."""
+        if not isinstance(task, Task):
+            task = self.task(task)
+        if task.app is not self:
+            raise ConfigurationError(f"schedule {name!r}: task {task.name!r} belongs to another app")
+        schedule = Schedule(
+            name=name, task=task, trigger=make_trigger(cron, every, tz), args=tuple(args),
+            kwargs=dict(kwargs or {}), missed=missed, grace=grace, catch_up=catch_up,
+            queue=None if queue is None else check_queue(queue),
+            priority=None if priority is None else check_priority(priority))
+        self.build_jobs(task, [(schedule.args, schedule.kwargs)], EnqueueOptions())  # JSON and size checked now
+        if name in self.schedules and self.schedules[name] != schedule:
+            raise ConfigurationError(f"two schedules are named {name!r}; give each a distinct name")
+        self.schedules[name] = schedule
+        return schedule
+
+    def periodic(self, *, cron: str | None = None, every: float | timedelta | None = None,
+                 tz: str | tzinfo | None = None, name: str | None = None, args: Sequence[Any] = (),
+                 kwargs: Mapping[str, Any] | None = None, missed: MissedPolicy = "skip", grace: float = 30.0,
+                 catch_up: int = 100, **task_options: Any) -> Callable[[Callable[P, R]], Task[P, R]]:
+        """Decorate a function (or a task) to run on a schedule named after the task.
+        Other keyword arguments are task options (queue, priority, max_retries, timeout, ...)."""
+        def register(fn: Callable[P, R]) -> Task[P, R]:
+            task = fn if isinstance(fn, Task) else self.task(**task_options)(fn)
+            self.schedule(name or task.name, task, cron=cron, every=every, tz=tz, args=args, kwargs=kwargs,
+                          missed=missed, grace=grace, catch_up=catch_up)
+            return task
+
+        return register
+
+    def get_schedule(self, name: str) -> Schedule:
+        try:
+            return self.schedules[name]
+        except KeyError:
+            known = ", ".join(sorted(self.schedules)[:10]) or "none"
+            raise ScheduleNotFound(f"no schedule named {name!r} in this app (defined: {known})") from None
+
+    def schedule_states(self) -> dict[str, ScheduleState]:
+        """The store's state of every schedule the app defines (registering new ones from now)."""
+        return self.backend.schedule_states(list(self.schedules), self.backend.now())
+
+    def run_schedule(self, name: str) -> Job[Any]:
+        """Fire a schedule once now, outside its ticks (its next tick is unchanged)."""
+        schedule = self.get_schedule(name)
+        now = self.backend.now()
+        self.backend.schedule_states([name], now)
+        jobs = self.schedule_jobs(schedule, f"{name}@run-{uuid.uuid4().hex[:12]}")
+        records = self.backend.fire_schedule(name, [(now, job) for job in jobs], None)
+        assert records, "a manual run always enqueues"
+        return Job(self, records[0])
+
+    def pause_schedule(self, name: str) -> ScheduleState:
+        """Stop firing `name` until resumed; ticks while paused are skipped."""
+        self.get_schedule(name)
+        return self.backend.set_schedule_paused(name, True, self.backend.now())
+
+    def resume_schedule(self, name: str) -> ScheduleState:
+        self.get_schedule(name)
+        return self.backend.set_schedule_paused(name, False, self.backend.now())
+
+    def schedule_jobs(self, schedule: Schedule, job_id: str) -> list[NewJob]:
+        options = EnqueueOptions(queue=schedule.queue, priority=schedule.priority, job_id=job_id)
+        return self.build_jobs(schedule.task, [(schedule.args, schedule.kwargs)], options)
+
+    def start_scheduler(self) -> Scheduler:
+        """Fire this app's schedules from a background thread of this process (small apps, the
+        way node-cron is used). Safe beside other schedulers: each tick still fires once."""
+        from conveyor.scheduler.scheduler import Scheduler
+
+        return Scheduler(self).start()

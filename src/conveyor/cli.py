@@ -1,7 +1,7 @@
 """The `conveyor` command. Every option can also be set as a CONVEYOR_* environment variable.
 
 Exit codes: 0 success; 1 an error conveyor reports in one line (bad store, bad input);
-2 a usage error (unknown option, missing argument); 3 a job or task that does not exist;
+2 a usage error (unknown option, missing argument); 3 a job, task or schedule that does not exist;
 130 interrupted.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from conveyor.app import Conveyor
-from conveyor.errors import ConveyorError, JobNotFound, UnknownTask
+from conveyor.errors import ConveyorError, JobNotFound, ScheduleNotFound, UnknownTask
 from conveyor.job import FINISHED_STATES, JobRecord, JobState
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,7 +36,7 @@ def reports_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (JobNotFound, UnknownTask) as exc:
+        except (JobNotFound, ScheduleNotFound, UnknownTask) as exc:
             _fail(str(exc), EXIT_NOT_FOUND)
         except ConveyorError as exc:
             _fail(str(exc))
@@ -69,6 +69,12 @@ def _when(ts: float | None) -> str:
     return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def log_options(fn: F) -> F:
+    fn = click.option("--log-level", default="INFO", envvar="CONVEYOR_LOG_LEVEL", show_default=True)(fn)
+    return click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+                        envvar="CONVEYOR_LOG_FORMAT")(fn)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="conveyor")
 def main() -> None:
@@ -94,14 +100,16 @@ def main() -> None:
 @click.option("--heartbeat", type=click.FloatRange(min=0.05), envvar="CONVEYOR_HEARTBEAT",
               help="Heartbeat interval in seconds (default: the app's, 5).")
 @click.option("--url", envvar="CONVEYOR_URL", help="Store URL, overriding the app's.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", envvar="CONVEYOR_LOG_FORMAT")
-@click.option("--log-level", default="INFO", envvar="CONVEYOR_LOG_LEVEL", show_default=True)
+@click.option("--scheduler", "with_scheduler", is_flag=True, envvar="CONVEYOR_SCHEDULER",
+              help="Also fire the app's schedules from this worker (safe with other schedulers).")
+@log_options
 @reports_errors
 def worker(app_path: str, queues: tuple[str, ...], concurrency: int | None, pool: str, burst: bool,
            max_jobs: int | None, shutdown_timeout: float, prefetch: int, lease: float | None,
-           heartbeat: float | None, url: str | None, log_format: str, log_level: str) -> None:
+           heartbeat: float | None, url: str | None, with_scheduler: bool, log_format: str, log_level: str) -> None:
     """Run jobs from the app's queues until stopped (SIGTERM or Ctrl-C: finish, then hand back)."""
     from conveyor import logs
+    from conveyor.scheduler import Scheduler
     from conveyor.worker import Worker
 
     logs.configure(log_format, log_level)
@@ -113,8 +121,109 @@ def worker(app_path: str, queues: tuple[str, ...], concurrency: int | None, pool
     if app.heartbeat_interval >= app.lease_seconds:
         app.heartbeat_interval = app.lease_seconds / 3
     names = [q for item in queues for q in item.split()]
-    Worker(app, queues=names or None, concurrency=concurrency, pool=pool, burst=burst,  # type: ignore[arg-type]
-           max_jobs=max_jobs, shutdown_timeout=shutdown_timeout, prefetch=prefetch).run()
+    runner = Worker(app, queues=names or None, concurrency=concurrency, pool=pool,  # type: ignore[arg-type]
+                    burst=burst, max_jobs=max_jobs, shutdown_timeout=shutdown_timeout, prefetch=prefetch)
+    scheduler = Scheduler(app).start() if with_scheduler else None
+    try:
+        runner.run()
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+
+
+@main.command()
+@click.argument("app_path", metavar="MODULE:APP", envvar="CONVEYOR_APP")
+@click.option("--url", envvar="CONVEYOR_URL", help="Store URL, overriding the app's.")
+@log_options
+@reports_errors
+def scheduler(app_path: str, url: str | None, log_format: str, log_level: str) -> None:
+    """Fire the app's schedules until stopped. Run several for availability: each tick still fires once."""
+    import signal
+
+    from conveyor import logs
+    from conveyor.scheduler import Scheduler
+
+    logs.configure(log_format, log_level)
+    app = _open_app(app_path, url)
+    if not app.schedules:
+        _fail(f"{app_path} defines no schedules: add @app.periodic(...) or app.schedule(...)")
+    runner = Scheduler(app)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: runner.stopping.set())
+    runner.run()
+
+
+@main.group()
+def cron() -> None:
+    """Show, run, pause and resume the app's schedules."""
+
+
+def _app_argument(fn: F) -> F:
+    fn = click.option("--url", envvar="CONVEYOR_URL", help="Store URL, overriding the app's.")(fn)
+    return click.option("--app", "-A", "app_path", envvar="CONVEYOR_APP", metavar="MODULE:APP", required=True,
+                        help="The app's import string, which defines the schedules [env CONVEYOR_APP].")(fn)
+
+
+@cron.command("list")
+@_app_argument
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@reports_errors
+def cron_list(app_path: str, url: str | None, as_json: bool) -> None:
+    """Each schedule: its expression, next and last run, and the job the last run made."""
+    app = _open_app(app_path, url)
+    now = app.backend.now()
+    states = app.schedule_states()
+    rows: list[dict[str, Any]] = []
+    for name, schedule in app.schedules.items():
+        state = states[name]
+        rows.append({
+            "name": name, "task": schedule.task.name, "when": schedule.describe(), "missed": schedule.missed,
+            "paused": state.paused, "next_run": None if state.paused else schedule.trigger.next_after(now),
+            "last_tick": state.last_tick, "last_fired_at": state.last_fired_at, "last_job_id": state.last_job_id,
+        })
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no schedules")
+    for row in rows:
+        status = "paused" if row["paused"] else f"next {_when(row['next_run'])}"
+        click.echo(f"{row['name']}  {row['when']}  {status}  last {_when(row['last_fired_at'])}  "
+                   f"job {row['last_job_id'] or '-'}  missed={row['missed']}")
+
+
+@cron.command("run")
+@click.argument("name")
+@_app_argument
+@reports_errors
+def cron_run(name: str, app_path: str, url: str | None) -> None:
+    """Fire a schedule once now (its ticks are unchanged)."""
+    job = _open_app(app_path, url).run_schedule(name)
+    click.echo(job.id)
+
+
+@cron.command("pause")
+@click.argument("names", nargs=-1, required=True)
+@_app_argument
+@reports_errors
+def cron_pause(names: tuple[str, ...], app_path: str, url: str | None) -> None:
+    """Stop firing these schedules; ticks while paused are skipped."""
+    app = _open_app(app_path, url)
+    for name in names:
+        app.pause_schedule(name)
+        click.echo(f"paused {name}")
+
+
+@cron.command("resume")
+@click.argument("names", nargs=-1, required=True)
+@_app_argument
+@reports_errors
+def cron_resume(names: tuple[str, ...], app_path: str, url: str | None) -> None:
+    """Fire these schedules again, from their next tick."""
+    app = _open_app(app_path, url)
+    for name in names:
+        app.resume_schedule(name)
+        click.echo(f"resumed {name}")
 
 
 @main.command()

@@ -27,6 +27,10 @@ class JobNotFound(ConveyorError, LookupError):
     """No job with this id exists (it was never enqueued, or it was pruned)."""
 
 
+class ScheduleNotFound(ConveyorError, LookupError):
+    """No schedule with this name is defined in the app."""
+
+
 class InvalidTransition(ConveyorError):
     """The job's state does not allow this action (for example retrying a running job)."""
 

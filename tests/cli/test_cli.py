@@ -30,7 +30,7 @@ def conveyor(*args: str, url: str | None = None, env: dict[str, str] | None = No
 def test_help_lists_the_commands() -> None:
     result = conveyor("--help")
     assert result.returncode == 0
-    for command in ("worker", "enqueue", "info", "jobs", "queues", "demo"):
+    for command in ("worker", "scheduler", "cron", "enqueue", "info", "jobs", "queues", "demo"):
         assert command in result.stdout
 
 
@@ -91,3 +91,27 @@ def test_errors_are_one_line_with_documented_exit_codes(url: str) -> None:
         assert result.returncode == code, (args, result.stderr)
         assert message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+SCHEDULES = "tests.conformance.scheduler_app:app"
+
+
+def test_cron_list_run_pause_resume(url: str) -> None:
+    listed = json.loads(conveyor("cron", "list", "--app", SCHEDULES, "--json", url=url).stdout)
+    assert [(s["name"], s["when"], s["paused"], s["last_job_id"]) for s in listed] == [
+        ("every-second", "cron * * * * * * (UTC)", False, None)]
+    assert listed[0]["next_run"] > listed[0]["last_tick"]
+    job_id = conveyor("cron", "run", "every-second", "--app", SCHEDULES, url=url).stdout.strip()
+    assert job_id.startswith("every-second@run-")
+    assert conveyor("cron", "pause", "every-second", "--app", SCHEDULES, url=url).stdout == "paused every-second\n"
+    text = conveyor("cron", "list", "--app", SCHEDULES, url=url).stdout
+    assert "every-second" in text and "paused" in text and job_id in text
+    assert conveyor("cron", "resume", "every-second", "--app", SCHEDULES, url=url).returncode == 0
+    assert json.loads(conveyor("cron", "list", "-A", SCHEDULES, "--json", url=url).stdout)[0]["paused"] is False
+    missing = conveyor("cron", "run", "nope", "--app", SCHEDULES, url=url)
+    assert missing.returncode == 3 and missing.stderr.startswith("error: no schedule named 'nope'")
+
+
+def test_scheduler_refuses_an_app_without_schedules(url: str) -> None:
+    result = conveyor("scheduler", APP, url=url)
+    assert result.returncode == 1 and "defines no schedules" in result.stderr

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from conveyor.backends.base import Backend, Capabilities, Finish, HeartbeatReply, Lease, Retention
+from conveyor.backends.base import Backend, Capabilities, Finish, HeartbeatReply, Lease, Retention, ScheduleState
 from conveyor.errors import ConfigurationError
 
-__all__ = ["Backend", "Capabilities", "Finish", "HeartbeatReply", "Lease", "Retention", "open_backend"]
+__all__ = ["Backend", "Capabilities", "Finish", "HeartbeatReply", "Lease", "Retention", "ScheduleState",
+           "open_backend"]
 
 _SQLITE_PARAMS = {"busy_timeout": float, "synchronous": str, "poll_interval": float}
 

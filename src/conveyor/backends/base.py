@@ -65,6 +65,17 @@ class Capabilities:
     shared_across_machines: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """What the store knows of one schedule; the definition itself lives in the app's code."""
+
+    name: str
+    last_tick: float  # the newest tick handled: fired, or passed over by the missed-run policy
+    paused: bool = False
+    last_job_id: str | None = None  # the job the last fire (or manual run) enqueued
+    last_fired_at: float | None = None
+
+
 QueueCounts = Mapping[str, Mapping[JobState, int]]
 
 
@@ -139,6 +150,24 @@ class Backend(Protocol):
         ...
 
     def release_lock(self, name: str, owner: str) -> None: ...
+
+    def schedule_states(self, names: Sequence[str], now: float | None = None) -> dict[str, ScheduleState]:
+        """The stored state of the named schedules. With `now`, a schedule not stored yet is
+        registered as having handled every tick up to `now`, so it first fires after it."""
+        ...
+
+    def fire_schedule(self, name: str, ticks: Sequence[tuple[float, NewJob]],
+                      advance_to: float | None) -> list[JobRecord] | None:
+        """One atomic step for exactly-once: if the schedule is unpaused and its last tick is before
+        `advance_to`, enqueue the job of each tick after the last one and move the last tick to
+        `advance_to`; otherwise another scheduler got there first and nothing changes (None).
+        `advance_to=None` is a manual run: every job is enqueued and the ticks are left alone."""
+        ...
+
+    def set_schedule_paused(self, name: str, paused: bool, now: float) -> ScheduleState:
+        """Pause or resume a schedule. Resuming moves its last tick to `now`: ticks that passed
+        while it was paused are skipped, whatever its missed-run policy."""
+        ...
 
     def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event) -> None:
         """Block until work may be ready in `queues`, `wake` is set, or `timeout` passes.

@@ -20,7 +20,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from conveyor.backends.base import Capabilities, Finish, HeartbeatReply, Lease, Retention
+from conveyor.backends.base import Capabilities, Finish, HeartbeatReply, Lease, Retention, ScheduleState
 from conveyor.backends.sql_files import load_sql
 from conveyor.errors import BackendError, InvalidTransition, JobNotFound
 from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
@@ -30,6 +30,11 @@ SCHEMA_VERSION = "1"
 
 def _sql(name: str) -> str:
     return load_sql(__package__ or "conveyor.backends.sqlite", name)
+
+
+def _schedule_state(row: sqlite3.Row) -> ScheduleState:
+    return ScheduleState(name=row["name"], last_tick=row["last_tick"], paused=bool(row["paused"]),
+                         last_job_id=row["last_job_id"], last_fired_at=row["last_fired_at"])
 
 
 def _record(row: sqlite3.Row) -> JobRecord:
@@ -185,30 +190,34 @@ class SQLiteBackend:
     # -- producer verbs ---------------------------------------------------------------------
 
     def enqueue(self, jobs: Sequence[NewJob]) -> list[JobRecord]:
+        with self._write() as conn:
+            return self._insert(conn, jobs)
+
+    def _insert(self, conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[JobRecord]:
+        """Store new jobs inside the caller's write transaction; stored ids return their job."""
         now = self.now()
         ids = [job.id for job in jobs]
-        with self._write() as conn:
-            existing = {
-                row["id"]: _record(row) for row in conn.execute(
-                    "SELECT * FROM conveyor_jobs WHERE id IN (SELECT value FROM json_each(?))",
-                    (json.dumps(ids),))
-            }
-            created: dict[str, JobRecord] = {}
-            rows: list[dict[str, Any]] = []
-            for job in jobs:
-                if job.id in existing or job.id in created:
-                    continue
-                run_at = job.run_at if job.run_at is not None else now + job.delay
-                params = {"id": job.id, "task": job.task, "queue": job.queue, "priority": job.priority,
-                          "payload": job.payload, "run_at": run_at, "now": now,
-                          "max_attempts": job.max_attempts, "timeout": job.timeout}
-                rows.append(params)
-                created[job.id] = JobRecord(
-                    id=job.id, task=job.task, queue=job.queue, priority=job.priority,
-                    state=JobState.SCHEDULED if run_at > now else JobState.QUEUED,
-                    payload=job.payload, run_at=run_at, enqueued_at=now, attempts=0,
-                    max_attempts=job.max_attempts, timeout=job.timeout)
-            conn.executemany(_sql("enqueue"), rows)
+        existing = {
+            row["id"]: _record(row) for row in conn.execute(
+                "SELECT * FROM conveyor_jobs WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(ids),))
+        }
+        created: dict[str, JobRecord] = {}
+        rows: list[dict[str, Any]] = []
+        for job in jobs:
+            if job.id in existing or job.id in created:
+                continue
+            run_at = job.run_at if job.run_at is not None else now + job.delay
+            params = {"id": job.id, "task": job.task, "queue": job.queue, "priority": job.priority,
+                      "payload": job.payload, "run_at": run_at, "now": now,
+                      "max_attempts": job.max_attempts, "timeout": job.timeout}
+            rows.append(params)
+            created[job.id] = JobRecord(
+                id=job.id, task=job.task, queue=job.queue, priority=job.priority,
+                state=JobState.SCHEDULED if run_at > now else JobState.QUEUED,
+                payload=job.payload, run_at=run_at, enqueued_at=now, attempts=0,
+                max_attempts=job.max_attempts, timeout=job.timeout)
+        conn.executemany(_sql("enqueue"), rows)
         for record in existing.values():
             record.created = False
         return [created.get(job_id) or existing[job_id] for job_id in ids]
@@ -366,6 +375,37 @@ class SQLiteBackend:
     def release_lock(self, name: str, owner: str) -> None:
         with self._write() as conn:
             conn.execute("DELETE FROM conveyor_locks WHERE name = ? AND owner = ?", (name, owner))
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    def schedule_states(self, names: Sequence[str], now: float | None = None) -> dict[str, ScheduleState]:
+        query = "SELECT * FROM conveyor_schedules WHERE name IN (SELECT value FROM json_each(?))"
+        with self._read() as conn:
+            states = {row["name"]: _schedule_state(row) for row in conn.execute(query, (json.dumps(list(names)),))}
+        missing = [name for name in names if name not in states]
+        if missing and now is not None:
+            with self._write() as conn:
+                conn.executemany(_sql("schedule_register"), [{"name": name, "now": now} for name in missing])
+                rows = conn.execute(query, (json.dumps(missing),)).fetchall()
+            states.update((row["name"], _schedule_state(row)) for row in rows)
+        return states
+
+    def fire_schedule(self, name: str, ticks: Sequence[tuple[float, NewJob]],
+                      advance_to: float | None) -> list[JobRecord] | None:
+        with self._write() as conn:
+            row = conn.execute("SELECT last_tick, paused FROM conveyor_schedules WHERE name = ?", (name,)).fetchone()
+            if row is None or (advance_to is not None and (row["paused"] or row["last_tick"] >= advance_to)):
+                return None
+            # A scheduler that read the state before another fired sends ticks already handled.
+            jobs = [job for tick, job in ticks if advance_to is None or tick > row["last_tick"]]
+            conn.execute(_sql("schedule_fire"), {"name": name, "advance_to": advance_to,
+                                                 "last_job_id": jobs[-1].id if jobs else None, "now": self.now()})
+            return self._insert(conn, jobs)
+
+    def set_schedule_paused(self, name: str, paused: bool, now: float) -> ScheduleState:
+        with self._write() as conn:
+            row = conn.execute(_sql("schedule_pause"), {"name": name, "paused": int(paused), "now": now}).fetchone()
+        return _schedule_state(row)
 
     def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event) -> None:
         conn = self._conn()

@@ -46,4 +46,14 @@ CREATE TABLE conveyor_locks (
     expires_at REAL NOT NULL
 );
 
+-- One row per schedule the app defines (the definition stays in code). `last_tick` moves only
+-- forward, in the same transaction that enqueues the tick's job: that is the exactly-once.
+CREATE TABLE conveyor_schedules (
+    name          TEXT PRIMARY KEY,
+    last_tick     REAL    NOT NULL,
+    paused        INTEGER NOT NULL DEFAULT 0,
+    last_job_id   TEXT,
+    last_fired_at REAL
+);
+
 INSERT INTO conveyor_meta (key, value) VALUES ('schema_version', '1');
