@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -10,11 +11,20 @@ from typing import Any, TypeVar
 import pytest
 
 from conveyor import Conveyor
+from tests.servers import RedisServer
 
 T = TypeVar("T")
 
 # Every engine the product has. A new engine adds its name here and a branch in `engine_url`.
-ENGINES = ["sqlite"]
+ENGINES = ["sqlite", "redis"]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session; each test gets its own namespace in it."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(params=ENGINES)
@@ -23,9 +33,12 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def engine_url(engine: str, tmp_path: Path) -> str:
+def engine_url(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     if engine == "sqlite":
         return f"sqlite:///{tmp_path / 'jobs.db'}"
+    if engine == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        return f"{server.url}?namespace=t{uuid.uuid4().hex[:12]}"
     raise AssertionError(f"no fixture for engine {engine}")
 
 

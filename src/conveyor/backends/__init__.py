@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from conveyor.backends.base import Backend, Capabilities, Finish, HeartbeatReply, Lease, Retention, ScheduleState
 from conveyor.errors import ConfigurationError
@@ -15,14 +15,19 @@ _SQLITE_PARAMS = {"busy_timeout": float, "synchronous": str, "poll_interval": fl
 
 def open_backend(url: str, *, retention: Retention) -> Backend:
     """`sqlite:///relative.db`, `sqlite:////absolute/path.db` (SQLAlchemy's spelling), with
-    optional `?busy_timeout=30&synchronous=normal|full&poll_interval=0.002`."""
+    optional `?busy_timeout=30&synchronous=normal|full&poll_interval=0.002`;
+    `redis://[user:password@]host:6379/0` or `rediss://` (TLS), with optional
+    `?namespace=conveyor&socket_timeout=10` (other query options go to redis-py)."""
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
         return _open_sqlite(url, retention)
-    if scheme in {"redis", "rediss", "postgres", "postgresql"}:
+    if scheme in {"redis", "rediss"}:
+        return _open_redis(url, retention)
+    if scheme in {"postgres", "postgresql"}:
         raise ConfigurationError(f"the {scheme} engine is not available in this version of conveyor yet; "
                                  "use a sqlite:/// URL")
-    raise ConfigurationError(f"unknown store URL {url!r}: use sqlite:///path/to/jobs.db")
+    raise ConfigurationError(f"unknown store URL {url!r}: use sqlite:///path/to/jobs.db or "
+                             "redis://host:6379/0")
 
 
 def _open_sqlite(url: str, retention: Retention) -> Backend:
@@ -43,3 +48,30 @@ def _open_sqlite(url: str, retention: Retention) -> Backend:
         except ValueError:
             raise ConfigurationError(f"{key}={values[-1]!r} in {url!r} is not a valid value") from None
     return SQLiteBackend(path, retention=retention, **kwargs)  # type: ignore[arg-type]
+
+
+_REDIS_PARAMS = {"namespace": str, "socket_timeout": float}
+
+
+def _open_redis(url: str, retention: Retention) -> Backend:
+    try:
+        from conveyor.backends.redis import RedisBackend
+    except ImportError as exc:
+        raise ConfigurationError(f"{url.split(':', 1)[0]}:// needs the Redis driver: "
+                                 "pip install 'conveyor[redis]'") from exc
+    parts = urlsplit(url)
+    ours: dict[str, object] = {}
+    theirs: list[str] = []
+    for key, values in parse_qs(parts.query, keep_blank_values=True).items():
+        if key in _REDIS_PARAMS:
+            try:
+                ours[key] = _REDIS_PARAMS[key](values[-1])
+            except ValueError:
+                raise ConfigurationError(f"{key}={values[-1]!r} in the Redis URL is not a valid value") from None
+        else:
+            theirs += [f"{key}={value}" for value in values]
+    namespace = ours.get("namespace", "conveyor")
+    if not isinstance(namespace, str) or not namespace or any(c in namespace for c in "{}: "):
+        raise ConfigurationError(f"namespace={namespace!r}: use letters, digits, - or _")
+    driver_url = urlunsplit(parts._replace(query="&".join(theirs)))
+    return RedisBackend(driver_url, retention=retention, **ours)  # type: ignore[arg-type]

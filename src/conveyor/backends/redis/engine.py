@@ -1,0 +1,463 @@
+"""The Redis engine: the same contract across many machines, every state change one Lua script.
+
+Jobs live in a few hashes keyed by id (metadata as JSON, payload, result, errors); each state has
+its structure: a sorted set per queue for queued jobs (score: minus the priority; members sort by
+due time then enqueue order), one per queue for scheduled jobs (score: due time), one for running
+jobs (score: lease expiry) and one for finished jobs (score: when they are pruned). Scripts take
+the server's clock (TIME), so producers and workers on machines with skewed clocks agree.
+
+Idle workers block instead of polling: scripts PUBLISH the queue's name on a wake channel when a
+queue gains its first job or a sooner due time, and each worker process keeps one subscriber
+thread that wakes its waiting loop (see `_WakeListener`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from importlib import resources
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from conveyor.backends.base import Capabilities, Finish, HeartbeatReply, Lease, Retention, ScheduleState
+from conveyor.backends.redis.keys import Keys
+from conveyor.errors import BackendError, InvalidTransition, JobNotFound
+from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MIN_VERSION = (6, 2)
+SCRIPTS = ("enqueue", "fetch", "heartbeat", "finish", "set_progress", "rescue_expired", "cancel", "retry_now",
+           "prune", "purge", "acquire_lock", "release_lock", "schedule_states", "fire_schedule",
+           "set_schedule_paused")
+PRUNE_BATCH = 1000
+RESCUE_BATCH = 1000
+LIST_CHUNK = 500
+
+
+def _lua(name: str) -> str:
+    return resources.files(__package__ or "conveyor.backends.redis").joinpath("lua", f"{name}.lua").read_text()
+
+
+def _float(meta: dict[str, Any], key: str) -> float | None:
+    value = meta.get(key)
+    return None if value is None else float(value)
+
+
+def _record(meta_json: str, payload: str, result: str = "", errors: str = "") -> JobRecord:
+    meta = json.loads(meta_json)
+    return JobRecord(
+        id=meta["id"], task=meta["task"], queue=meta["queue"], priority=int(meta["priority"]),
+        state=JobState(meta["state"]), payload=payload, run_at=float(meta["run_at"]),
+        enqueued_at=float(meta["enqueued_at"]), attempts=int(meta["attempts"]),
+        max_attempts=int(meta["max_attempts"]), timeout=_float(meta, "timeout"),
+        started_at=_float(meta, "started_at"), finished_at=_float(meta, "finished_at"),
+        lease_token=meta.get("lease_token"), lease_expires_at=_float(meta, "lease_expires_at"),
+        worker_id=meta.get("worker_id"), cancel_requested=bool(meta.get("cancel_requested")),
+        progress=_float(meta, "progress"), progress_message=meta.get("progress_message"),
+        result=result or None, errors_json=errors or "[]",
+    )
+
+
+def _schedule_state(name: str, raw: str) -> ScheduleState:
+    state = json.loads(raw)
+    return ScheduleState(name=name, last_tick=float(state["last_tick"]), paused=bool(state.get("paused")),
+                         last_job_id=state.get("last_job_id"), last_fired_at=_float(state, "last_fired_at"))
+
+
+def _job_args(job: NewJob) -> list[str]:
+    return [job.id, job.task, job.queue, str(job.priority), job.payload, repr(float(job.delay)),
+            "" if job.run_at is None else repr(float(job.run_at)), str(job.max_attempts),
+            "" if job.timeout is None else repr(float(job.timeout))]
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def translated(method: F) -> F:
+    """Redis's errors become BackendError with what to do, so a worker backs off instead of crashing."""
+    @functools.wraps(method)
+    def wrapper(self: RedisBackend, *args: Any, **kwargs: Any) -> Any:
+        with self.errors():
+            return method(self, *args, **kwargs)
+    return cast(F, wrapper)
+
+
+class _WakeListener:
+    """One subscriber per process: counts wake messages per queue and sets the events of waiting
+    loops. A loop remembers the counts when it fetches and waits only if none moved since, so a
+    message between its fetch and its wait is never missed."""
+
+    def __init__(self, client: Any, channel: str) -> None:
+        self._client = client
+        self._channel = channel
+        self._lock = threading.Lock()
+        self._generation: dict[str, int] = {}
+        self._epoch = 0  # moves on every (re)subscription: messages may have been missed
+        self._waiters: dict[threading.Event, frozenset[str]] = {}
+        self._subscribed = threading.Event()
+        self._closed = False
+        self._pubsub: Any = None
+        self._thread = threading.Thread(target=self._run, name="conveyor-redis-wake", daemon=True)
+        self._thread.start()
+        if not self._subscribed.wait(10):
+            raise BackendError(f"could not subscribe to {channel}: Redis did not answer in 10 s")
+
+    def snapshot(self, queues: Sequence[str]) -> tuple[int, tuple[int, ...]]:
+        with self._lock:
+            return self._epoch, tuple(self._generation.get(q, 0) for q in queues)
+
+    def wait(self, queues: Sequence[str], seen: tuple[int, tuple[int, ...]] | None, timeout: float,
+             wake: threading.Event) -> None:
+        with self._lock:
+            self._waiters[wake] = frozenset(queues)
+        try:
+            if seen is not None and self.snapshot(queues) == seen:
+                wake.wait(timeout)
+        finally:
+            with self._lock:
+                self._waiters.pop(wake, None)
+
+    def _bump(self, queue: str | None) -> None:
+        with self._lock:
+            if queue is None:
+                self._epoch += 1
+            else:
+                self._generation[queue] = self._generation.get(queue, 0) + 1
+            for event, queues in self._waiters.items():
+                if queue is None or queue in queues:
+                    event.set()
+
+    def _run(self) -> None:
+        backoff = 0.05
+        while not self._closed:
+            pubsub = self._pubsub = self._client.pubsub()
+            try:
+                pubsub.subscribe(self._channel)
+                while not self._closed:
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        self._bump(None)
+                        self._subscribed.set()
+                        backoff = 0.05
+                    elif message["type"] == "message":
+                        self._bump(message["data"])
+            except Exception:  # a lost connection, or close() pulling it away mid-read
+                if self._closed:
+                    return
+                self._bump(None)  # anything may have been missed: every waiting loop looks again
+                time.sleep(backoff)
+                backoff = min(2.0, backoff * 2)
+            finally:
+                with suppress(Exception):
+                    pubsub.close()
+
+    def close(self) -> None:
+        self._closed = True
+        connection = getattr(self._pubsub, "connection", None)
+        if connection is not None:
+            with suppress(Exception):  # wakes the subscriber out of its blocking read
+                connection.disconnect()
+        self._thread.join(timeout=3)
+
+
+class RedisBackend:
+    capabilities = Capabilities(transactional_enqueue=False, shared_across_machines=True)
+
+    def __init__(self, url: str, *, retention: Retention | None = None, namespace: str = "conveyor",
+                 socket_timeout: float = 10.0) -> None:
+        self.url = url
+        self.retention = retention or Retention()
+        self.keys = Keys(namespace)
+        self._safe_url = safe_url(url)
+        self._local = threading.local()
+        self._listener: _WakeListener | None = None
+        self._listener_lock = threading.Lock()
+        with self.errors():
+            # RESP2 pinned: redis-py's RESP3 default would change what script replies look like.
+            # Typed Any: redis-py's stubs cannot express decode_responses=True (every reply a str).
+            self._client: Any = redis.Redis.from_url(
+                url, protocol=2, decode_responses=True, socket_timeout=socket_timeout,
+                socket_connect_timeout=5.0, health_check_interval=15,
+                retry=Retry(ExponentialBackoff(cap=1.0, base=0.02), retries=6),
+                retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+            self._check_server()
+        lib = _lua("lib")
+        self._scripts = {name: self._client.register_script(f"{lib}\n{_lua(name)}") for name in SCRIPTS}
+
+    def _check_server(self) -> None:
+        info = self._client.info("server")
+        version = tuple(int(part) for part in str(info.get("redis_version", "0.0")).split(".")[:2])
+        if version < MIN_VERSION:
+            raise BackendError(f"{self._safe_url} runs Redis {info.get('redis_version')}; conveyor needs "
+                               "Redis 6.2 or newer (or Valkey)")
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.AuthenticationError as exc:
+            raise BackendError(f"Redis at {self._safe_url} refused the credentials: {exc}; check the user "
+                               "and password in the URL") from exc
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise BackendError(f"cannot reach Redis at {self._safe_url}: {exc}; is redis-server running "
+                               "there?") from exc
+        except redis.RedisError as exc:
+            raise BackendError(f"Redis at {self._safe_url} refused a command: {exc}") from exc
+
+    def _run(self, script: str, queues: Sequence[str], args: Sequence[Any]) -> Any:
+        keys, header = self.keys.layout(queues)
+        return self._scripts[script](keys=keys, args=[*header, *args])
+
+    @translated
+    def now(self) -> float:
+        seconds, micros = self._client.time()
+        return float(seconds) + float(micros) / 1_000_000
+
+    def close(self) -> None:
+        with self._listener_lock:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+        self._client.close()
+
+    # -- producer verbs ---------------------------------------------------------------------
+
+    @translated
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[JobRecord]:
+        if not jobs:
+            return []
+        rows = self._run("enqueue", [job.queue for job in jobs], [a for job in jobs for a in _job_args(job)])
+        return [self._enqueued(job, row) for job, row in zip(jobs, rows, strict=True)]
+
+    @staticmethod
+    def _enqueued(job: NewJob, row: list[Any]) -> JobRecord:
+        if row[0] == 1:
+            return _record(row[1], job.payload)
+        record = _record(*row[1:])
+        record.created = False
+        return record
+
+    # -- worker verbs -----------------------------------------------------------------------
+
+    @translated
+    def fetch(self, queues: Sequence[str], limit: int, *, worker_id: str, lease_seconds: float) -> list[JobRecord]:
+        if limit <= 0:
+            return []
+        queues = list(dict.fromkeys(queues))
+        self._local.seen = self._wake_listener().snapshot(queues)  # before the claim: see wait_for_work
+        rows = self._run("fetch", queues, [limit, secrets.token_hex(8), worker_id, repr(float(lease_seconds))])
+        records = [_record(*row) for row in rows]
+        records.sort(key=lambda r: (-r.priority, r.run_at, r.enqueued_at))
+        return records
+
+    @translated
+    def heartbeat(self, leases: Sequence[Lease], lease_seconds: float) -> HeartbeatReply:
+        if not leases:
+            return HeartbeatReply(frozenset(), frozenset())
+        rows = self._run("heartbeat", (), [repr(float(lease_seconds)),
+                                           *(part for lease in leases for part in (lease.job_id, lease.token))])
+        held = {row[0] for row in rows}
+        return HeartbeatReply(lost=frozenset(lease.job_id for lease in leases) - held,
+                              cancel_requested=frozenset(row[0] for row in rows if row[1] == 1))
+
+    @translated
+    def finish(self, finishes: Sequence[Finish]) -> list[bool]:
+        if not finishes:
+            return []
+        queues = self._queues_of([f.job_id for f in finishes])
+        args: list[Any] = []
+        for item in finishes:
+            final = item.state in FINISHED_STATES
+            args += [item.job_id, item.token, str(item.state), item.result or "",
+                     json.dumps(item.error.to_json()) if item.error else "", repr(float(item.delay)),
+                     "1" if item.release else "0", repr(self.retention.for_state(item.state)) if final else "0"]
+        return [flag == 1 for flag in self._run("finish", queues, args)]
+
+    def _queues_of(self, job_ids: Sequence[str]) -> list[str]:
+        """The queues of stored jobs (a job never changes queue), for the keys a script needs."""
+        metas = self._client.hmget(self.keys.jobs, list(job_ids))
+        return sorted({json.loads(meta)["queue"] for meta in metas if meta})
+
+    @translated
+    def set_progress(self, lease: Lease, progress: float, message: str | None) -> bool:
+        flag = self._run("set_progress", (), [lease.job_id, lease.token, repr(float(progress)),
+                                              "0" if message is None else "1", message or ""])
+        return bool(flag == 1)
+
+    @translated
+    def rescue_expired(self) -> list[JobRecord]:
+        ids = self._client.zrangebyscore(self.keys.running, "-inf", f"({self.now()!r}", start=0, num=RESCUE_BATCH)
+        if not ids:
+            return []
+        rows = self._run("rescue_expired", self._queues_of(ids),
+                         [repr(self.retention.failed), repr(self.retention.cancelled), *ids])
+        return [_record(*row) for row in rows]
+
+    # -- operator verbs ---------------------------------------------------------------------
+
+    def _change(self, script: str, job_id: str, action: str, *args: Any) -> JobRecord:
+        reply = self._run(script, self._queues_of([job_id]), [job_id, *args])
+        if reply[0] == "missing":
+            raise JobNotFound(f"no job with id {job_id!r} (never enqueued, or pruned after its retention)")
+        if reply[0] == "refused":
+            raise InvalidTransition(f"cannot {action} job {job_id!r}: it is {reply[1]}")
+        return _record(*reply[1:])
+
+    @translated
+    def cancel(self, job_id: str) -> JobRecord:
+        return self._change("cancel", job_id, "cancel", repr(self.retention.cancelled))
+
+    @translated
+    def retry_now(self, job_id: str) -> JobRecord:
+        return self._change("retry_now", job_id, "retry")
+
+    @translated
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._client.pipeline(transaction=True) as pipe:
+            for key in (self.keys.jobs, self.keys.payloads, self.keys.results, self.keys.errors):
+                pipe.hget(key, job_id)
+            meta, payload, result, errors = pipe.execute()
+        return None if meta is None else _record(meta, payload or "", result or "", errors or "")
+
+    @translated
+    def list_jobs(self, *, state: JobState | None = None, queue: str | None = None,
+                  task: str | None = None, limit: int = 50, offset: int = 0) -> list[JobRecord]:
+        index = self.keys.state[state] if state is not None else self.keys.index
+        wanted: list[str] = []
+        metas: dict[str, str] = {}
+        start = 0
+        while len(wanted) < offset + limit:
+            ids = self._client.zrevrange(index, start, start + LIST_CHUNK - 1)
+            if not ids:
+                break
+            start += LIST_CHUNK
+            for job_id, meta in zip(ids, self._client.hmget(self.keys.jobs, ids), strict=True):
+                if meta is None:
+                    continue
+                parsed = json.loads(meta)
+                if (queue is None or parsed["queue"] == queue) and (task is None or parsed["task"] == task):
+                    wanted.append(job_id)
+                    metas[job_id] = meta
+        page = wanted[offset:offset + limit]
+        if not page:
+            return []
+        with self._client.pipeline(transaction=False) as pipe:
+            for key in (self.keys.payloads, self.keys.results, self.keys.errors):
+                pipe.hmget(key, page)
+            payloads, results, errors = pipe.execute()
+        return [_record(metas[i], p or "", r or "", e or "") for i, p, r, e in
+                zip(page, payloads, results, errors, strict=True)]
+
+    @translated
+    def counts(self) -> dict[str, dict[JobState, int]]:
+        result: dict[str, dict[JobState, int]] = {}
+        for field, value in self._client.hgetall(self.keys.counts).items():
+            queue, state = field.rsplit("\t", 1)
+            if int(value) > 0:
+                result.setdefault(queue, {})[JobState(state)] = int(value)
+        for queue in self._client.smembers(self.keys.paused):
+            result.setdefault(queue, {})
+        return result
+
+    @translated
+    def prune(self) -> int:
+        total = 0
+        while (deleted := int(self._run("prune", (), [PRUNE_BATCH]))) > 0:
+            total += deleted
+            if deleted < PRUNE_BATCH:
+                break
+        return total
+
+    @translated
+    def purge(self, states: Sequence[JobState], queue: str | None = None) -> int:
+        queues = [queue] if queue is not None else sorted(self._client.smembers(self.keys.queues))
+        return int(self._run("purge", queues, [queue or "", *(str(s) for s in states)]))
+
+    @translated
+    def pause(self, queue: str) -> None:
+        self._client.sadd(self.keys.paused, queue)
+
+    @translated
+    def resume(self, queue: str) -> None:
+        with self._client.pipeline(transaction=True) as pipe:
+            pipe.srem(self.keys.paused, queue)
+            pipe.publish(self.keys.wake, queue)
+            pipe.execute()
+
+    @translated
+    def paused(self) -> set[str]:
+        return set(self._client.smembers(self.keys.paused))
+
+    @translated
+    def acquire_lock(self, name: str, owner: str, ttl: float) -> bool:
+        return bool(self._run("acquire_lock", (), [name, owner, repr(float(ttl))]) == 1)
+
+    @translated
+    def release_lock(self, name: str, owner: str) -> None:
+        self._run("release_lock", (), [name, owner])
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    @translated
+    def schedule_states(self, names: Sequence[str], now: float | None = None) -> dict[str, ScheduleState]:
+        if not names:
+            return {}
+        rows = self._run("schedule_states", (), ["" if now is None else repr(float(now)), *names])
+        return {name: _schedule_state(name, raw) for name, raw in zip(names, rows, strict=True) if raw}
+
+    @translated
+    def fire_schedule(self, name: str, ticks: Sequence[tuple[float, NewJob]],
+                      advance_to: float | None) -> list[JobRecord] | None:
+        args: list[Any] = [name, "" if advance_to is None else repr(float(advance_to))]
+        for tick, job in ticks:
+            args += [repr(float(tick)), *_job_args(job)]
+        reply = self._run("fire_schedule", [job.queue for _, job in ticks], args)
+        if not reply:
+            return None
+        jobs = {job.id: job for _, job in ticks}
+        return [self._enqueued(jobs[json.loads(row[1])["id"]], row) for row in reply[1:]]
+
+    @translated
+    def set_schedule_paused(self, name: str, paused: bool, now: float) -> ScheduleState:
+        raw = self._run("set_schedule_paused", (), [name, "1" if paused else "0", repr(float(now))])
+        return _schedule_state(name, raw)
+
+    # -- waiting for work -----------------------------------------------------------------------
+
+    def _wake_listener(self) -> _WakeListener:
+        with self._listener_lock:
+            if self._listener is None:
+                self._listener = _WakeListener(self._client, self.keys.wake)
+            return self._listener
+
+    @translated
+    def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event) -> None:
+        queues = list(dict.fromkeys(queues))
+        with self._client.pipeline(transaction=False) as pipe:
+            pipe.time()
+            for queue in queues:
+                pipe.zrange(self.keys.scheduled(queue), 0, 0, withscores=True)
+            (seconds, micros), *firsts = pipe.execute()
+        now = float(seconds) + micros / 1_000_000
+        due = [first[0][1] for first in firsts if first]
+        if due:
+            timeout = min(timeout, max(0.0, min(due) - now))
+        self._wake_listener().wait(queues, getattr(self._local, "seen", None), timeout, wake)

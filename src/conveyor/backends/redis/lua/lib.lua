@@ -1,0 +1,155 @@
+-- lib: the helpers every conveyor script shares; the engine puts this file in front of each script.
+--
+-- KEYS, built by keys.py, never made up here:
+--   1 jobs (hash id -> job JSON)   2 payloads (hash)   3 results (hash)   4 errors (hash id -> JSON array)
+--   5 seq (counter)   6 index (zset id -> seq)   7 counts (hash "queue<TAB>state" -> n)   8 queues (set)
+--   9 running (zset id -> lease expiry)   10 expiry (zset id -> time a finished job is pruned)
+--   11 paused (set)   12 schedules (hash)   13 locks (hash)
+--   14..19 one zset per state (id -> seq), for listing: scheduled queued running completed failed cancelled
+--   then, per queue the script touches: its queued zset and its scheduled zset (id -> due time).
+-- ARGV starts with: the wake channel, the number of queues n, the n queue names (in KEYS order);
+-- each script's own arguments follow, read with arg(i).
+-- Times come from the server's clock (TIME) and are stored as strings with 17 significant digits,
+-- because cjson would round numbers to 14.
+
+local K_JOBS, K_PAYLOADS, K_RESULTS, K_ERRORS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_SEQ, K_INDEX, K_COUNTS, K_QUEUES = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_RUNNING, K_EXPIRY, K_PAUSED, K_SCHEDULES, K_LOCKS = KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local STATE_KEY = {scheduled = KEYS[14], queued = KEYS[15], running = KEYS[16],
+                   completed = KEYS[17], failed = KEYS[18], cancelled = KEYS[19]}
+local WAKE = ARGV[1]
+local NQ = tonumber(ARGV[2])
+local QUEUE_NAMES, QUEUED_KEY, SCHEDULED_KEY = {}, {}, {}
+for i = 1, NQ do
+  local name = ARGV[2 + i]
+  QUEUE_NAMES[i] = name
+  QUEUED_KEY[name] = KEYS[18 + 2 * i]
+  SCHEDULED_KEY[name] = KEYS[19 + 2 * i]
+end
+local ARGS_AT = 3 + NQ
+local function arg(i) return ARGV[ARGS_AT + i - 1] end
+
+local function now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+
+local function num(x) return string.format('%.17g', x) end
+
+local function key_of(keys, queue)
+  local key = keys[queue]
+  if not key then error('conveyor: the keys of queue ' .. queue .. ' were not passed to this script') end
+  return key
+end
+
+local function load(id)
+  local raw = redis.call('HGET', K_JOBS, id)
+  if raw then return cjson.decode(raw) end
+  return nil
+end
+
+local function save(job) redis.call('HSET', K_JOBS, job.id, cjson.encode(job)) end
+
+local function count(queue, state, delta)
+  local field = queue .. '\t' .. state
+  if redis.call('HINCRBY', K_COUNTS, field, delta) <= 0 then redis.call('HDEL', K_COUNTS, field) end
+end
+
+-- Equal scores (priorities) sort by member: due time in ms, then enqueue order, then the id.
+local function queued_member(job)
+  return string.format('%016d%016d', math.floor(tonumber(job.run_at) * 1000), job.seq) .. job.id
+end
+local MEMBER_ID_AT = 33
+
+-- Take a job out of the structure of its current state.
+local function leave(job)
+  local state = job.state
+  if state == 'queued' then redis.call('ZREM', key_of(QUEUED_KEY, job.queue), queued_member(job))
+  elseif state == 'scheduled' then redis.call('ZREM', key_of(SCHEDULED_KEY, job.queue), job.id)
+  elseif state == 'running' then redis.call('ZREM', K_RUNNING, job.id)
+  else redis.call('ZREM', K_EXPIRY, job.id) end
+  redis.call('ZREM', STATE_KEY[state], job.id)
+  count(job.queue, state, -1)
+end
+
+-- Put a job (its times already set) into the structure of `state`, and save it. Idle workers are
+-- told when a queue gains its first job or a queue's earliest due time moves sooner.
+local function enter(job, state)
+  job.state = state
+  if state == 'queued' then
+    local key = key_of(QUEUED_KEY, job.queue)
+    if redis.call('ZCARD', key) == 0 then redis.call('PUBLISH', WAKE, job.queue) end
+    redis.call('ZADD', key, -job.priority, queued_member(job))
+  elseif state == 'scheduled' then
+    local key = key_of(SCHEDULED_KEY, job.queue)
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if first[2] == nil or tonumber(job.run_at) < tonumber(first[2]) then redis.call('PUBLISH', WAKE, job.queue) end
+    redis.call('ZADD', key, job.run_at, job.id)
+  elseif state == 'running' then redis.call('ZADD', K_RUNNING, job.lease_expires_at, job.id)
+  else redis.call('ZADD', K_EXPIRY, job.expires_at, job.id) end
+  redis.call('ZADD', STATE_KEY[state], job.seq, job.id)
+  count(job.queue, state, 1)
+  save(job)
+end
+
+local function append_error(id, error_json)
+  local errors = redis.call('HGET', K_ERRORS, id)
+  if errors then errors = string.sub(errors, 1, -2) .. ',' .. error_json .. ']' else errors = '[' .. error_json .. ']' end
+  redis.call('HSET', K_ERRORS, id, errors)
+end
+
+local function clear_lease(job)
+  job.lease_token, job.lease_expires_at, job.worker_id = nil, nil, nil
+end
+
+local function finish_at(job, t, ttl)
+  job.finished_at = num(t)
+  job.expires_at = num(t + ttl)
+end
+
+-- Store a new job unless its id is taken. Returns the stored job and whether it was made now.
+local function insert(id, task, queue, priority, payload, run_at, max_attempts, timeout, t)
+  local existing = load(id)
+  if existing then return existing, false end
+  local job = {id = id, task = task, queue = queue, priority = priority, run_at = num(run_at),
+               enqueued_at = num(t), attempts = 0, max_attempts = max_attempts,
+               seq = redis.call('INCR', K_SEQ)}
+  if timeout ~= '' then job.timeout = timeout end
+  redis.call('HSET', K_PAYLOADS, id, payload)
+  redis.call('ZADD', K_INDEX, job.seq, id)
+  redis.call('SADD', K_QUEUES, queue)
+  if run_at > t then enter(job, 'scheduled') else enter(job, 'queued') end
+  return job, true
+end
+
+-- A job as the engine returns it: JSON, payload, result, errors.
+local function reply(job)
+  return {cjson.encode(job), redis.call('HGET', K_PAYLOADS, job.id) or '',
+          redis.call('HGET', K_RESULTS, job.id) or '', redis.call('HGET', K_ERRORS, job.id) or ''}
+end
+
+-- A batch of new jobs, 9 arguments each, from arg(first) to arg(last): id, task, queue, priority,
+-- payload, delay, run_at ('' = now + delay), max_attempts, timeout ('' = none).
+-- Returns per job {1, job JSON} when made now, or {0, job JSON, payload, result, errors} when the id was taken.
+local JOB_ARGS = 9
+local function insert_batch(first, last, t)
+  local out = {}
+  for b = ARGS_AT + first - 1, ARGS_AT + last - 1, JOB_ARGS do
+    local run_at = ARGV[b + 6] ~= '' and tonumber(ARGV[b + 6]) or t + tonumber(ARGV[b + 5])
+    local job, created = insert(ARGV[b], ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3]), ARGV[b + 4], run_at,
+                                tonumber(ARGV[b + 7]), ARGV[b + 8], t)
+    if created then out[#out + 1] = {1, cjson.encode(job)}
+    else
+      local stored = reply(job)
+      out[#out + 1] = {0, stored[1], stored[2], stored[3], stored[4]}
+    end
+  end
+  return out
+end
+
+local function delete(job)
+  for _, key in ipairs({K_JOBS, K_PAYLOADS, K_RESULTS, K_ERRORS}) do redis.call('HDEL', key, job.id) end
+  redis.call('ZREM', K_INDEX, job.id)
+end
+
+-- end of lib
