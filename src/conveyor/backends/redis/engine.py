@@ -282,7 +282,8 @@ class RedisBackend:
     def finish(self, finishes: Sequence[Finish]) -> list[bool]:
         if not finishes:
             return []
-        queues = self._queues_of([f.job_id for f in finishes])
+        # Only a job going back to wait needs its queue's keys: the common case costs one round trip.
+        queues = self._queues_of([f.job_id for f in finishes if f.state not in FINISHED_STATES])
         args: list[Any] = []
         for item in finishes:
             final = item.state in FINISHED_STATES
@@ -293,6 +294,8 @@ class RedisBackend:
 
     def _queues_of(self, job_ids: Sequence[str]) -> list[str]:
         """The queues of stored jobs (a job never changes queue), for the keys a script needs."""
+        if not job_ids:
+            return []
         metas = self._client.hmget(self.keys.jobs, list(job_ids))
         return sorted({json.loads(meta)["queue"] for meta in metas if meta})
 
