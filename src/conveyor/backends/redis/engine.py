@@ -30,6 +30,7 @@ from redis.retry import Retry
 
 from conveyor.backends.base import Capabilities, Finish, HeartbeatReply, Lease, Retention, ScheduleState
 from conveyor.backends.redis.keys import Keys
+from conveyor.backends.wake import WakeBoard
 from conveyor.errors import BackendError, InvalidTransition, JobNotFound
 from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
 
@@ -98,18 +99,13 @@ def translated(method: F) -> F:
     return cast(F, wrapper)
 
 
-class _WakeListener:
-    """One subscriber per process: counts wake messages per queue and sets the events of waiting
-    loops. A loop remembers the counts when it fetches and waits only if none moved since, so a
-    message between its fetch and its wait is never missed."""
+class _WakeListener(WakeBoard):
+    """One subscriber thread per process, feeding a WakeBoard from the namespace's wake channel."""
 
     def __init__(self, client: Any, channel: str) -> None:
+        super().__init__()
         self._client = client
         self._channel = channel
-        self._lock = threading.Lock()
-        self._generation: dict[str, int] = {}
-        self._epoch = 0  # moves on every (re)subscription: messages may have been missed
-        self._waiters: dict[threading.Event, frozenset[str]] = {}
         self._subscribed = threading.Event()
         self._closed = False
         self._pubsub: Any = None
@@ -117,31 +113,6 @@ class _WakeListener:
         self._thread.start()
         if not self._subscribed.wait(10):
             raise BackendError(f"could not subscribe to {channel}: Redis did not answer in 10 s")
-
-    def snapshot(self, queues: Sequence[str]) -> tuple[int, tuple[int, ...]]:
-        with self._lock:
-            return self._epoch, tuple(self._generation.get(q, 0) for q in queues)
-
-    def wait(self, queues: Sequence[str], seen: tuple[int, tuple[int, ...]] | None, timeout: float,
-             wake: threading.Event) -> None:
-        with self._lock:
-            self._waiters[wake] = frozenset(queues)
-        try:
-            if seen is not None and self.snapshot(queues) == seen:
-                wake.wait(timeout)
-        finally:
-            with self._lock:
-                self._waiters.pop(wake, None)
-
-    def _bump(self, queue: str | None) -> None:
-        with self._lock:
-            if queue is None:
-                self._epoch += 1
-            else:
-                self._generation[queue] = self._generation.get(queue, 0) + 1
-            for event, queues in self._waiters.items():
-                if queue is None or queue in queues:
-                    event.set()
 
     def _run(self) -> None:
         backoff = 0.05
@@ -154,15 +125,15 @@ class _WakeListener:
                     if message is None:
                         continue
                     if message["type"] == "subscribe":
-                        self._bump(None)
+                        self.bump(None)
                         self._subscribed.set()
                         backoff = 0.05
                     elif message["type"] == "message":
-                        self._bump(message["data"])
+                        self.bump(message["data"])
             except Exception:  # a lost connection, or close() pulling it away mid-read
                 if self._closed:
                     return
-                self._bump(None)  # anything may have been missed: every waiting loop looks again
+                self.bump(None)  # anything may have been missed: every waiting loop looks again
                 time.sleep(backoff)
                 backoff = min(2.0, backoff * 2)
             finally:
