@@ -18,15 +18,20 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-# The tests start their own redis-server on a free loopback port; install it where it is missing.
+# The tests start their own redis-server and PostgreSQL on free loopback ports; install the
+# Debian packages where they are missing (as root).
 servers:
-	@command -v redis-server >/dev/null || { \
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "redis-server is missing: run 'sudo apt-get install redis-server' (or make test as root)" >&2; \
+	    echo "missing:$$missing: run 'sudo apt-get install$$missing' (or make test as root)" >&2; \
 	    exit 1; \
-	  fi; }
+	  fi; \
+	fi
 
 test: $(BIN)/.installed servers lint
 	$(BIN)/pytest -q

@@ -11,12 +11,12 @@ from typing import Any, TypeVar
 import pytest
 
 from conveyor import Conveyor
-from tests.servers import RedisServer
+from tests.servers import PostgresServer, RedisServer
 
 T = TypeVar("T")
 
 # Every engine the product has. A new engine adds its name here and a branch in `engine_url`.
-ENGINES = ["sqlite", "redis"]
+ENGINES = ["sqlite", "redis", "postgres"]
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +25,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the session; each test gets its own schema in it."""
+    server = PostgresServer().start()
+    yield server
+    server.remove()
 
 
 @pytest.fixture(params=ENGINES)
@@ -39,6 +47,9 @@ def engine_url(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
     if engine == "redis":
         server: RedisServer = request.getfixturevalue("redis_server")
         return f"{server.url}?namespace=t{uuid.uuid4().hex[:12]}"
+    if engine == "postgres":
+        pg: PostgresServer = request.getfixturevalue("postgres_server")
+        return f"{pg.url}?schema=t{uuid.uuid4().hex[:12]}"
     raise AssertionError(f"no fixture for engine {engine}")
 
 

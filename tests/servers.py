@@ -3,12 +3,16 @@ stopped (only the process each fixture started)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
+import psycopg
 import redis
 
 
@@ -71,3 +75,67 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+def postgres_bindir() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed: `make test` installs it (apt-get install postgresql, as root)")
+    return found[-1].parent
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of our own: initdb into a fresh directory, a free loopback port, trust
+    authentication for the `conveyor` role. As root, it runs as the `postgres` system user (the
+    server refuses to run as root)."""
+
+    def __init__(self) -> None:
+        self.bindir = postgres_bindir()
+        self.directory = Path(tempfile.mkdtemp(prefix="conveyor-pg-"))
+        self.data = self.directory / "data"
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._user = "postgres" if os.geteuid() == 0 else None
+        if self._user:
+            shutil.chown(self.directory, self._user, self._user)
+        subprocess.run([str(self.bindir / "initdb"), "-D", str(self.data), "-U", "conveyor",
+                        "--auth=trust", "--no-sync", "-E", "UTF8"], check=True, capture_output=True, user=self._user)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://conveyor@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> PostgresServer:
+        # fsync off: a killed server keeps what it committed in the OS cache; only a machine crash
+        # could lose it, which the tests never do. synchronous_commit stays on.
+        self.process = subprocess.Popen(
+            [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
+             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.directory}",
+             "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=300"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, user=self._user)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                psycopg.connect(self.url, connect_timeout=1).close()
+                return self
+            except psycopg.OperationalError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    stderr = self.process.stderr.read().decode() if self.process.stderr else ""
+                    raise RuntimeError(f"PostgreSQL did not start on port {self.port}: {stderr[-2000:]}") from None
+                time.sleep(0.05)
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        # SIGINT is PostgreSQL's fast shutdown; SIGKILL of the postmaster leaves its backends behind,
+        # so a "crash" is SIGQUIT (immediate shutdown: no checkpoint, recovery on the next start).
+        self.process.send_signal(signal.SIGQUIT if kill else signal.SIGINT)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
-from conveyor.backends import Backend, Retention, ScheduleState, open_backend
+from conveyor.backends import Backend, Retention, ScheduleState, TransactionalBackend, open_backend
 from conveyor.errors import ConfigurationError, JobNotFound, ScheduleNotFound, UnknownTask
 from conveyor.handle import Job
 from conveyor.job import JobRecord, JobState, NewJob
@@ -188,10 +188,13 @@ class Conveyor:
     def enqueue_calls(self, task: Task[Any, R], calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
                       options: EnqueueOptions) -> list[Job[R]]:
         """Encode and store a batch of calls of one task in one atomic round trip."""
-        if options.connection is not None:
-            raise ConfigurationError("connection=... (transactional enqueue) needs a PostgreSQL store; "
+        jobs = self.build_jobs(task, calls, options)
+        if options.connection is None:
+            return [Job(self, record) for record in self.backend.enqueue(jobs)]
+        if not isinstance(self.backend, TransactionalBackend):
+            raise ConfigurationError("connection=... (enqueue inside your transaction) needs a PostgreSQL store; "
                                      f"this app uses {self.url}")
-        return [Job(self, record) for record in self.backend.enqueue(self.build_jobs(task, calls, options))]
+        return [Job(self, record) for record in self.backend.enqueue_in_transaction(options.connection, jobs)]
 
     def build_jobs(self, task: Task[Any, Any], calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
                    options: EnqueueOptions) -> list[NewJob]:

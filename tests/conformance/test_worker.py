@@ -128,7 +128,7 @@ def _store_raw(app: Conveyor, task: str, payload: str) -> str:
 
 def test_poison_jobs_fail_on_their_own_and_the_worker_goes_on(tapp: Conveyor) -> None:
     unknown = _store_raw(tapp, "no.such.task", '{"args":[],"kwargs":{}}')
-    garbage = _store_raw(tapp, "add", "\x00 not json")
+    garbage = _store_raw(tapp, "add", "{garbage, not json")
     wrong_shape = _store_raw(tapp, "add", '["a", "list"]')
     bad_result = worker_app.returns_object.delay()
     healthy = [worker_app.add.delay(i, i) for i in range(10)]

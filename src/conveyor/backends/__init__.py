@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from conveyor.backends.base import Backend, Capabilities, Finish, HeartbeatReply, Lease, Retention, ScheduleState
+from conveyor.backends.base import (
+    Backend,
+    Capabilities,
+    Finish,
+    HeartbeatReply,
+    Lease,
+    Retention,
+    ScheduleState,
+    TransactionalBackend,
+)
 from conveyor.errors import ConfigurationError
 
 __all__ = ["Backend", "Capabilities", "Finish", "HeartbeatReply", "Lease", "Retention", "ScheduleState",
-           "open_backend"]
+           "TransactionalBackend", "open_backend"]
 
 _SQLITE_PARAMS = {"busy_timeout": float, "synchronous": str, "poll_interval": float}
 
@@ -17,17 +26,18 @@ def open_backend(url: str, *, retention: Retention) -> Backend:
     """`sqlite:///relative.db`, `sqlite:////absolute/path.db` (SQLAlchemy's spelling), with
     optional `?busy_timeout=30&synchronous=normal|full&poll_interval=0.002`;
     `redis://[user:password@]host:6379/0` or `rediss://` (TLS), with optional
-    `?namespace=conveyor&socket_timeout=10` (other query options go to redis-py)."""
+    `?namespace=conveyor&socket_timeout=10` (other query options go to redis-py);
+    `postgresql://user:password@host:5432/db` (or `postgres://`), with optional
+    `?schema=conveyor&pool_size=10` (other query options go to libpq)."""
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme == "sqlite":
         return _open_sqlite(url, retention)
     if scheme in {"redis", "rediss"}:
         return _open_redis(url, retention)
     if scheme in {"postgres", "postgresql"}:
-        raise ConfigurationError(f"the {scheme} engine is not available in this version of conveyor yet; "
-                                 "use a sqlite:/// URL")
-    raise ConfigurationError(f"unknown store URL {url!r}: use sqlite:///path/to/jobs.db or "
-                             "redis://host:6379/0")
+        return _open_postgres(url, retention)
+    raise ConfigurationError(f"unknown store URL {url!r}: use sqlite:///path/to/jobs.db, "
+                             "redis://host:6379/0 or postgresql://user@host/db")
 
 
 def _open_sqlite(url: str, retention: Retention) -> Backend:
@@ -59,19 +69,39 @@ def _open_redis(url: str, retention: Retention) -> Backend:
     except ImportError as exc:
         raise ConfigurationError(f"{url.split(':', 1)[0]}:// needs the Redis driver: "
                                  "pip install 'conveyor[redis]'") from exc
+    ours, driver_url = _split_options(url, _REDIS_PARAMS)
+    namespace = ours.get("namespace", "conveyor")
+    if not isinstance(namespace, str) or not namespace or any(c in namespace for c in "{}: "):
+        raise ConfigurationError(f"namespace={namespace!r}: use letters, digits, - or _")
+    return RedisBackend(driver_url, retention=retention, **ours)  # type: ignore[arg-type]
+
+
+_POSTGRES_PARAMS = {"schema": str, "pool_size": int, "connect_timeout": float}
+
+
+def _open_postgres(url: str, retention: Retention) -> Backend:
+    try:
+        from conveyor.backends.postgres import PostgresBackend
+    except ImportError as exc:
+        raise ConfigurationError(f"{url.split(':', 1)[0]}:// needs the PostgreSQL driver: "
+                                 "pip install 'conveyor[postgres]'") from exc
+    ours, driver_url = _split_options(url, _POSTGRES_PARAMS)
+    if driver_url.startswith("postgres://"):
+        driver_url = "postgresql://" + driver_url.removeprefix("postgres://")
+    return PostgresBackend(driver_url, retention=retention, **ours)  # type: ignore[arg-type]
+
+
+def _split_options(url: str, known: dict[str, type]) -> tuple[dict[str, object], str]:
+    """conveyor's own query options, and the URL with the rest for the driver."""
     parts = urlsplit(url)
     ours: dict[str, object] = {}
     theirs: list[str] = []
     for key, values in parse_qs(parts.query, keep_blank_values=True).items():
-        if key in _REDIS_PARAMS:
+        if key in known:
             try:
-                ours[key] = _REDIS_PARAMS[key](values[-1])
+                ours[key] = known[key](values[-1])
             except ValueError:
-                raise ConfigurationError(f"{key}={values[-1]!r} in the Redis URL is not a valid value") from None
+                raise ConfigurationError(f"{key}={values[-1]!r} in the store URL is not a valid value") from None
         else:
             theirs += [f"{key}={value}" for value in values]
-    namespace = ours.get("namespace", "conveyor")
-    if not isinstance(namespace, str) or not namespace or any(c in namespace for c in "{}: "):
-        raise ConfigurationError(f"namespace={namespace!r}: use letters, digits, - or _")
-    driver_url = urlunsplit(parts._replace(query="&".join(theirs)))
-    return RedisBackend(driver_url, retention=retention, **ours)  # type: ignore[arg-type]
+    return ours, urlunsplit(parts._replace(query="&".join(theirs)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from conveyor.job import AttemptError, JobRecord, JobState, NewJob
 
@@ -175,3 +175,13 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class TransactionalBackend(Backend, Protocol):
+    """An engine that can enqueue through the application's own database connection."""
+
+    def enqueue_in_transaction(self, connection: Any, jobs: Sequence[NewJob]) -> list[JobRecord]:
+        """Like `enqueue`, inside the caller's open transaction: workers see the jobs only once it
+        commits, and never if it rolls back."""
+        ...

@@ -1,0 +1,461 @@
+"""The PostgreSQL engine: jobs are rows, claims are `FOR UPDATE SKIP LOCKED`, idle workers LISTEN.
+
+One statement per verb (sql/<verb>.sql), each schema-qualified so it also runs on the app's own
+connection: `task.with_options(connection=conn).delay(...)` enqueues inside the caller's
+transaction, invisible to workers until it commits and gone if it rolls back. Times come from the
+server's clock. The schema is created and migrated on first use (migrations/NNNN_name.sql, under
+an advisory lock, so processes starting together migrate once) or by `conveyor migrate`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from importlib import resources
+from typing import Any, TypeVar, cast
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from conveyor.backends.base import Capabilities, Finish, HeartbeatReply, Lease, Retention, ScheduleState
+from conveyor.backends.wake import WakeBoard
+from conveyor.errors import BackendError, InvalidTransition, JobNotFound
+from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
+
+F = TypeVar("F", bound=Callable[..., Any])
+PACKAGE = "conveyor.backends.postgres"
+SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
+
+
+def _files(folder: str) -> Any:
+    return resources.files(PACKAGE).joinpath(folder)
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, SQL text) of every migration, in order."""
+    found = []
+    for entry in _files("migrations").iterdir():
+        if entry.name.endswith(".sql"):
+            version, _, name = entry.name.removesuffix(".sql").partition("_")
+            found.append((int(version), name, entry.read_text()))
+    return sorted(found)
+
+
+def _record(row: dict[str, Any]) -> JobRecord:
+    return JobRecord(
+        id=row["id"], task=row["task"], queue=row["queue"], priority=row["priority"],
+        state=JobState(row["state"]), payload=row["payload"], run_at=row["run_at"],
+        enqueued_at=row["enqueued_at"], attempts=row["attempts"], max_attempts=row["max_attempts"],
+        timeout=row["timeout"], started_at=row["started_at"], finished_at=row["finished_at"],
+        lease_token=row["lease_token"], lease_expires_at=row["lease_expires_at"],
+        worker_id=row["worker_id"], cancel_requested=row["cancel_requested"],
+        progress=row["progress"], progress_message=row["progress_message"],
+        result=row["result"], errors_json=json.dumps(row["errors"]),
+    )
+
+
+def _schedule_state(row: dict[str, Any]) -> ScheduleState:
+    return ScheduleState(name=row["name"], last_tick=row["last_tick"], paused=row["paused"],
+                         last_job_id=row["last_job_id"], last_fired_at=row["last_fired_at"])
+
+
+def _enqueue_params(jobs: Sequence[NewJob]) -> dict[str, list[Any]]:
+    return {
+        "ids": [j.id for j in jobs], "tasks": [j.task for j in jobs], "queues": [j.queue for j in jobs],
+        "priorities": [j.priority for j in jobs], "payloads": [j.payload for j in jobs],
+        "delays": [float(j.delay) for j in jobs], "run_ats": [j.run_at for j in jobs],
+        "max_attempts": [j.max_attempts for j in jobs], "timeouts": [j.timeout for j in jobs],
+    }
+
+
+def safe_url(url: str) -> str:
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def translated(method: F) -> F:
+    """psycopg's errors become BackendError, so a worker backs off instead of crashing."""
+    @functools.wraps(method)
+    def wrapper(self: PostgresBackend, *args: Any, **kwargs: Any) -> Any:
+        with self.errors():
+            return method(self, *args, **kwargs)
+    return cast(F, wrapper)
+
+
+class _Listener(WakeBoard):
+    """One LISTEN connection per process feeding a WakeBoard; reconnects with backoff."""
+
+    def __init__(self, conninfo: str, channel: str) -> None:
+        super().__init__()
+        self._conninfo = conninfo
+        self._channel = channel
+        self._closed = False
+        self._listening = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="conveyor-pg-listen", daemon=True)
+        self._thread.start()
+        if not self._listening.wait(10):
+            raise BackendError(f"could not LISTEN on {channel}: PostgreSQL did not answer in 10 s")
+
+    def _run(self) -> None:
+        backoff = 0.05
+        while not self._closed:
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                    self.bump(None)
+                    self._listening.set()
+                    backoff = 0.05
+                    while not self._closed:
+                        for notice in conn.notifies(timeout=1.0):
+                            if self._closed:
+                                break
+                            if notice.payload:
+                                self.bump(notice.payload)
+            except Exception:  # a lost connection, or close() pulling it away
+                if self._closed:
+                    return
+                self.bump(None)  # notifications may have been missed: every waiting loop looks again
+                threading.Event().wait(backoff)
+                backoff = min(2.0, backoff * 2)
+
+    def close(self, poke: Callable[[], object]) -> None:
+        """Stop listening; `poke` sends an empty notification so the thread sees it at once."""
+        self._closed = True
+        with suppress(Exception):
+            poke()
+        self._thread.join(timeout=3)
+
+
+class PostgresBackend:
+    capabilities = Capabilities(transactional_enqueue=True, shared_across_machines=True)
+
+    def __init__(self, url: str, *, retention: Retention | None = None, schema: str = "conveyor",
+                 pool_size: int = 10, connect_timeout: float = 10.0) -> None:
+        if not SCHEMA_NAME.fullmatch(schema):
+            raise BackendError(f"schema={schema!r}: use lower-case letters, digits and _")
+        self.url = url
+        self.schema = schema
+        self.channel = f"conveyor_{schema}"
+        self.retention = retention or Retention()
+        self._safe_url = safe_url(url)
+        self._conninfo = url
+        self._local = threading.local()
+        self._listener: _Listener | None = None
+        self._listener_lock = threading.Lock()
+        self._statements: dict[str, sql.Composed] = {}
+        with self.errors():
+            self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, timeout=connect_timeout,
+                                        kwargs={"row_factory": dict_row, "connect_timeout": 5},
+                                        check=ConnectionPool.check_connection, name=f"conveyor-{schema}")
+            self._pool.open(wait=True, timeout=connect_timeout)
+            self.migrate()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.OperationalError as exc:
+            raise BackendError(f"cannot reach PostgreSQL at {self._safe_url}: {str(exc).strip()}; is the "
+                               "server running and the URL right?") from exc
+        except psycopg.Error as exc:
+            raise BackendError(f"PostgreSQL at {self._safe_url} refused a statement: {str(exc).strip()}") from exc
+        except TimeoutError as exc:  # psycopg_pool.PoolTimeout
+            raise BackendError(f"no connection to PostgreSQL at {self._safe_url} within the timeout: {exc}") from exc
+
+    def _sql(self, name: str) -> sql.Composed:
+        statement = self._statements.get(name)
+        if statement is None:
+            text = _files("sql").joinpath(f"{name}.sql").read_text()
+            statement = self._statements[name] = sql.SQL(text).format(schema=sql.Identifier(self.schema))
+        return statement
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
+            yield cursor
+
+    def migrate(self) -> list[int]:
+        """Create the schema and apply the migrations it lacks; returns the versions applied.
+        Safe when several processes start at once: they queue on an advisory lock."""
+        schema = sql.Identifier(self.schema)
+        applied: list[int] = []
+        with self._transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"conveyor:{self.schema}",))
+            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
+            cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {}.migrations (version integer PRIMARY KEY, "
+                                "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())").format(schema))
+            cur.execute(sql.SQL("SELECT version FROM {}.migrations").format(schema))
+            done = {row["version"] for row in cur.fetchall()}
+            known = migrations()
+            if done - {version for version, _, _ in known}:
+                raise BackendError(f"schema {self.schema!r} at {self._safe_url} was migrated by a newer conveyor "
+                                   f"(versions {sorted(done)}); upgrade conveyor")
+            for version, name, text in known:
+                if version not in done:
+                    cur.execute(sql.SQL(text).format(schema=schema))
+                    cur.execute(sql.SQL("INSERT INTO {}.migrations (version, name) VALUES (%s, %s)").format(schema),
+                                (version, name))
+                    applied.append(version)
+        return applied
+
+    @translated
+    def now(self) -> float:
+        with self._transaction() as cur:
+            cur.execute("SELECT extract(epoch FROM clock_timestamp())::float8 AS now")
+            row = cur.fetchone()
+        assert row is not None
+        return float(row["now"])
+
+    def close(self) -> None:
+        with self._listener_lock:
+            if self._listener is not None:
+                self._listener.close(lambda: self._query("SELECT pg_notify(%s, '')", (self.channel,)))
+                self._listener = None
+        self._pool.close()
+
+    # -- producer verbs ---------------------------------------------------------------------
+
+    @translated
+    def enqueue(self, jobs: Sequence[NewJob]) -> list[JobRecord]:
+        if not jobs:
+            return []
+        with self._transaction() as cur:
+            return self._insert(cur, jobs)
+
+    @translated
+    def enqueue_in_transaction(self, connection: Any, jobs: Sequence[NewJob]) -> list[JobRecord]:
+        """Enqueue through the app's own psycopg connection, inside its open transaction."""
+        if not isinstance(connection, psycopg.Connection):
+            raise BackendError(f"connection={connection!r}: pass a psycopg 3 connection (with SQLAlchemy: "
+                               "session.connection().connection.driver_connection)")
+        with connection.cursor(row_factory=dict_row) as cur:
+            return self._insert(cur, jobs)
+
+    def _insert(self, cur: psycopg.Cursor[dict[str, Any]], jobs: Sequence[NewJob]) -> list[JobRecord]:
+        cur.execute(self._sql("enqueue"), _enqueue_params(jobs))
+        created = {row["id"]: _record(row) for row in cur.fetchall()}
+        missing = [job.id for job in jobs if job.id not in created]
+        existing: dict[str, JobRecord] = {}
+        if missing:
+            cur.execute(sql.SQL("SELECT * FROM {}.jobs WHERE id = ANY(%s)").format(sql.Identifier(self.schema)),
+                        (missing,))
+            existing = {row["id"]: _record(row) for row in cur.fetchall()}
+            for record in existing.values():
+                record.created = False
+        return [created.get(job.id) or existing[job.id] for job in jobs]
+
+    # -- worker verbs -----------------------------------------------------------------------
+
+    @translated
+    def fetch(self, queues: Sequence[str], limit: int, *, worker_id: str, lease_seconds: float) -> list[JobRecord]:
+        if limit <= 0:
+            return []
+        queues = list(dict.fromkeys(queues))
+        self._local.seen = self._wake_listener().snapshot(queues)  # before the claim: see wait_for_work
+        with self._transaction() as cur:
+            cur.execute(self._sql("promote"), {"queues": queues})
+            cur.execute(self._sql("fetch"), {"queues": queues, "limit": limit, "token": secrets.token_hex(8),
+                                             "worker_id": worker_id, "lease": float(lease_seconds)})
+            records = [_record(row) for row in cur.fetchall()]
+        records.sort(key=lambda r: (-r.priority, r.run_at, r.enqueued_at))
+        return records
+
+    @translated
+    def heartbeat(self, leases: Sequence[Lease], lease_seconds: float) -> HeartbeatReply:
+        if not leases:
+            return HeartbeatReply(frozenset(), frozenset())
+        with self._transaction() as cur:
+            cur.execute(self._sql("heartbeat"), {"ids": [lease.job_id for lease in leases],
+                                                 "tokens": [lease.token for lease in leases],
+                                                 "lease": float(lease_seconds)})
+            rows = cur.fetchall()
+        held = {row["id"] for row in rows}
+        return HeartbeatReply(lost=frozenset(lease.job_id for lease in leases) - held,
+                              cancel_requested=frozenset(row["id"] for row in rows if row["cancel_requested"]))
+
+    @translated
+    def finish(self, finishes: Sequence[Finish]) -> list[bool]:
+        if not finishes:
+            return []
+        params = {
+            "ids": [f.job_id for f in finishes], "tokens": [f.token for f in finishes],
+            "states": [str(f.state) for f in finishes], "results": [f.result for f in finishes],
+            "errors": [json.dumps(f.error.to_json()) if f.error else None for f in finishes],
+            "delays": [float(f.delay) for f in finishes], "releases": [int(f.release) for f in finishes],
+            "retentions": [self.retention.for_state(f.state) if f.state in FINISHED_STATES else None
+                           for f in finishes],
+        }
+        with self._transaction() as cur:
+            cur.execute(self._sql("finish"), params)
+            recorded = {row["id"] for row in cur.fetchall()}
+        return [f.job_id in recorded for f in finishes]
+
+    @translated
+    def set_progress(self, lease: Lease, progress: float, message: str | None) -> bool:
+        with self._transaction() as cur:
+            cur.execute(self._sql("set_progress"), {"id": lease.job_id, "token": lease.token,
+                                                    "progress": float(progress), "message": message})
+            return cur.rowcount == 1
+
+    @translated
+    def rescue_expired(self) -> list[JobRecord]:
+        with self._transaction() as cur:
+            cur.execute(self._sql("rescue_expired"), {"failed_retention": self.retention.failed,
+                                                      "cancelled_retention": self.retention.cancelled})
+            return [_record(row) for row in cur.fetchall()]
+
+    # -- operator verbs ---------------------------------------------------------------------
+
+    def _change(self, statement: str, job_id: str, action: str, **params: Any) -> JobRecord:
+        with self._transaction() as cur:
+            cur.execute(self._sql(statement), {"id": job_id, **params})
+            row = cur.fetchone()
+            if row is None:
+                cur.execute(sql.SQL("SELECT state FROM {}.jobs WHERE id = %s").format(sql.Identifier(self.schema)),
+                            (job_id,))
+                found = cur.fetchone()
+                if found is None:
+                    raise JobNotFound(f"no job with id {job_id!r} (never enqueued, or pruned after its retention)")
+                raise InvalidTransition(f"cannot {action} job {job_id!r}: it is {found['state']}")
+        return _record(row)
+
+    @translated
+    def cancel(self, job_id: str) -> JobRecord:
+        return self._change("cancel", job_id, "cancel", retention=self.retention.cancelled)
+
+    @translated
+    def retry_now(self, job_id: str) -> JobRecord:
+        return self._change("retry_now", job_id, "retry")
+
+    def _query(self, query: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._transaction() as cur:
+            cur.execute(sql.SQL(query).format(schema=sql.Identifier(self.schema)), params)
+            return cur.fetchall() if cur.description else []
+
+    @translated
+    def get(self, job_id: str) -> JobRecord | None:
+        rows = self._query("SELECT * FROM {schema}.jobs WHERE id = %s", (job_id,))
+        return _record(rows[0]) if rows else None
+
+    @translated
+    def list_jobs(self, *, state: JobState | None = None, queue: str | None = None,
+                  task: str | None = None, limit: int = 50, offset: int = 0) -> list[JobRecord]:
+        rows = self._query(
+            "SELECT * FROM {schema}.jobs WHERE (%s::text IS NULL OR state = %s) AND (%s::text IS NULL OR queue = %s)"
+            " AND (%s::text IS NULL OR task = %s) ORDER BY seq DESC LIMIT %s OFFSET %s",
+            (state and str(state), state and str(state), queue, queue, task, task, limit, offset))
+        return [_record(row) for row in rows]
+
+    @translated
+    def counts(self) -> dict[str, dict[JobState, int]]:
+        result: dict[str, dict[JobState, int]] = {}
+        for row in self._query("SELECT queue, state, count(*) AS n FROM {schema}.jobs GROUP BY queue, state"):
+            result.setdefault(row["queue"], {})[JobState(row["state"])] = row["n"]
+        for row in self._query("SELECT queue FROM {schema}.paused_queues"):
+            result.setdefault(row["queue"], {})
+        return result
+
+    @translated
+    def prune(self) -> int:
+        total = 0
+        while True:
+            with self._transaction() as cur:
+                cur.execute(self._sql("prune"))
+                deleted = cur.rowcount
+            total += deleted
+            if deleted < 5000:
+                return total
+
+    @translated
+    def purge(self, states: Sequence[JobState], queue: str | None = None) -> int:
+        wanted = [str(s) for s in states if s != JobState.RUNNING]
+        with self._transaction() as cur:
+            cur.execute(sql.SQL("DELETE FROM {}.jobs WHERE state = ANY(%s) AND (%s::text IS NULL OR queue = %s)")
+                        .format(sql.Identifier(self.schema)), (wanted, queue, queue))
+            return cur.rowcount
+
+    @translated
+    def pause(self, queue: str) -> None:
+        self._query("INSERT INTO {schema}.paused_queues (queue) VALUES (%s) ON CONFLICT DO NOTHING", (queue,))
+
+    @translated
+    def resume(self, queue: str) -> None:
+        self._query("DELETE FROM {schema}.paused_queues WHERE queue = %s", (queue,))
+        self._query("SELECT pg_notify(%s, %s)", (self.channel, queue))
+
+    @translated
+    def paused(self) -> set[str]:
+        return {row["queue"] for row in self._query("SELECT queue FROM {schema}.paused_queues")}
+
+    @translated
+    def acquire_lock(self, name: str, owner: str, ttl: float) -> bool:
+        with self._transaction() as cur:
+            cur.execute(self._sql("acquire_lock"), {"name": name, "owner": owner, "ttl": float(ttl)})
+            return cur.fetchone() is not None
+
+    @translated
+    def release_lock(self, name: str, owner: str) -> None:
+        self._query("DELETE FROM {schema}.locks WHERE name = %s AND owner = %s", (name, owner))
+
+    # -- schedules ----------------------------------------------------------------------------
+
+    @translated
+    def schedule_states(self, names: Sequence[str], now: float | None = None) -> dict[str, ScheduleState]:
+        if now is not None:
+            self._query("INSERT INTO {schema}.schedules (name, last_tick) SELECT n, %s FROM unnest(%s::text[]) AS n "
+                        "ON CONFLICT (name) DO NOTHING", (now, list(names)))
+        rows = self._query("SELECT * FROM {schema}.schedules WHERE name = ANY(%s)", (list(names),))
+        return {row["name"]: _schedule_state(row) for row in rows}
+
+    @translated
+    def fire_schedule(self, name: str, ticks: Sequence[tuple[float, NewJob]],
+                      advance_to: float | None) -> list[JobRecord] | None:
+        schema = sql.Identifier(self.schema)
+        with self._transaction() as cur:
+            cur.execute(sql.SQL("SELECT last_tick, paused FROM {}.schedules WHERE name = %s FOR UPDATE").format(schema),
+                        (name,))
+            row = cur.fetchone()
+            if row is None or (advance_to is not None and (row["paused"] or row["last_tick"] >= advance_to)):
+                return None
+            # A scheduler that read the state before another fired sends ticks already handled.
+            jobs = [job for tick, job in ticks if advance_to is None or tick > row["last_tick"]]
+            records = self._insert(cur, jobs) if jobs else []
+            cur.execute(sql.SQL(
+                "UPDATE {}.schedules SET last_tick = coalesce(%s, last_tick), last_job_id = coalesce(%s, last_job_id),"
+                " last_fired_at = CASE WHEN %s::text IS NULL THEN last_fired_at"
+                " ELSE extract(epoch FROM clock_timestamp())::float8 END WHERE name = %s").format(schema),
+                (advance_to, jobs[-1].id if jobs else None, jobs[-1].id if jobs else None, name))
+            return records
+
+    @translated
+    def set_schedule_paused(self, name: str, paused: bool, now: float) -> ScheduleState:
+        with self._transaction() as cur:
+            cur.execute(self._sql("schedule_pause"), {"name": name, "paused": paused, "now": now})
+            row = cur.fetchone()
+        assert row is not None
+        return _schedule_state(row)
+
+    # -- waiting for work -----------------------------------------------------------------------
+
+    def _wake_listener(self) -> _Listener:
+        with self._listener_lock:
+            if self._listener is None:
+                self._listener = _Listener(self._conninfo, self.channel)
+            return self._listener
+
+    @translated
+    def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event) -> None:
+        queues = list(dict.fromkeys(queues))
+        rows = self._query("SELECT min(run_at) - extract(epoch FROM clock_timestamp())::float8 AS wait "
+                           "FROM {schema}.jobs WHERE state = 'scheduled' AND queue = ANY(%s)", (queues,))
+        if rows and rows[0]["wait"] is not None:
+            timeout = min(timeout, max(0.0, rows[0]["wait"]))
+        self._wake_listener().wait(queues, getattr(self._local, "seen", None), timeout, wake)
