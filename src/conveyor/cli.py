@@ -256,6 +256,23 @@ def enqueue(task_name: str, args_json: str, kwargs_json: str, queue: str | None,
 
 @main.command()
 @store_options
+@reports_errors
+def migrate(app_path: str | None, url: str | None) -> None:
+    """Create or upgrade the store's schema (PostgreSQL; the others need nothing)."""
+    backend = _open_app(app_path, url).backend
+    if not backend.url.startswith("postgresql:"):
+        click.echo(f"{backend.url.split(':', 1)[0]} stores need no migrations")
+        return
+    from conveyor.backends.postgres import PostgresBackend
+
+    assert isinstance(backend, PostgresBackend)
+    applied = [*backend.applied_on_open, *backend.migrate()]
+    done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
+    click.echo(f"schema {backend.schema} is at version {backend.schema_version()}: {done}")
+
+
+@main.command()
+@store_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @reports_errors
 def info(app_path: str | None, url: str | None, as_json: bool) -> None:

@@ -154,7 +154,7 @@ class PostgresBackend:
                                         kwargs={"row_factory": dict_row, "connect_timeout": 5},
                                         check=ConnectionPool.check_connection, name=f"conveyor-{schema}")
             self._pool.open(wait=True, timeout=connect_timeout)
-            self.migrate()
+            self.applied_on_open = self.migrate()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -181,6 +181,10 @@ class PostgresBackend:
     def _transaction(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
             yield cursor
+
+    def schema_version(self) -> int:
+        rows = self._query("SELECT coalesce(max(version), 0) AS version FROM {schema}.migrations")
+        return int(rows[0]["version"])
 
     def migrate(self) -> list[int]:
         """Create the schema and apply the migrations it lacks; returns the versions applied.
