@@ -21,6 +21,7 @@ DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+DEFAULT_POSTGRES = "conveyor@127.0.0.1:5432/postgres"  # after postgresql:// or postgresql+psycopg://
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
@@ -35,6 +36,9 @@ def test_examples_run(document: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     if DEFAULT_REDIS in text:  # the examples' Redis is the test server, in a namespace of its own
         server = request.getfixturevalue("redis_server")
         text = text.replace(DEFAULT_REDIS, f"{server.url}?namespace=doc-{document.stem}-{id(tmp_path)}")
+    if DEFAULT_POSTGRES in text:  # the examples' PostgreSQL is the test server
+        postgres = request.getfixturevalue("postgres_server")
+        text = text.replace(DEFAULT_POSTGRES, postgres.url.split("://", 1)[1])
     for language, code in BLOCK.findall(text):
         first_line = code.splitlines()[0] if code.strip() else ""
         if language == "python" and re.fullmatch(r"# \w+\.py", first_line):
