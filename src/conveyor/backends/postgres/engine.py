@@ -30,6 +30,8 @@ from conveyor.errors import BackendError, InvalidTransition, JobNotFound
 from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+Cursor = psycopg.Cursor[dict[str, Any]]
 PACKAGE = "conveyor.backends.postgres"
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 
@@ -150,9 +152,11 @@ class PostgresBackend:
         self._listener_lock = threading.Lock()
         self._statements: dict[str, sql.Composed] = {}
         with self.errors():
+            # Autocommit: a one-statement verb is one round trip. No check on checkout (another round
+            # trip); a connection the server dropped is retried once instead (see _run).
             self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, timeout=connect_timeout,
-                                        kwargs={"row_factory": dict_row, "connect_timeout": 5},
-                                        check=ConnectionPool.check_connection, name=f"conveyor-{schema}")
+                                        kwargs={"row_factory": dict_row, "connect_timeout": 5, "autocommit": True},
+                                        name=f"conveyor-{schema}")
             self._pool.open(wait=True, timeout=connect_timeout)
             self.applied_on_open = self.migrate()
 
@@ -177,10 +181,33 @@ class PostgresBackend:
             statement = self._statements[name] = sql.SQL(text).format(schema=sql.Identifier(self.schema))
         return statement
 
-    @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cursor:
-            yield cursor
+    def _run(self, body: Callable[[Cursor], T], *, transaction: bool = False) -> T:
+        """Run `body` on a pooled connection (in one transaction if asked). A pooled connection that
+        the server dropped meanwhile (a restart, pg_terminate_backend) fails before anything ran on it;
+        the pool discards it and the body runs once more on a fresh one."""
+        for attempt in (1, 2):
+            conn: psycopg.Connection[Any] | None = None
+            try:
+                with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                    if not transaction:
+                        return body(cur)
+                    with conn.transaction():
+                        return body(cur)
+            except psycopg.OperationalError:
+                if attempt == 2 or conn is None or not conn.broken:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _execute(self, statement: sql.Composed | str, params: Any = None) -> tuple[list[dict[str, Any]], int]:
+        """One statement in autocommit: its rows and its row count."""
+        def body(cur: Cursor) -> tuple[list[dict[str, Any]], int]:
+            cur.execute(statement, params)
+            return (cur.fetchall() if cur.description else []), cur.rowcount
+        return self._run(body)
+
+    def _query(self, query: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """A statement written with {schema}: its rows."""
+        return self._execute(sql.SQL(query).format(schema=sql.Identifier(self.schema)), params)[0]
 
     def schema_version(self) -> int:
         rows = self._query("SELECT coalesce(max(version), 0) AS version FROM {schema}.migrations")
@@ -190,8 +217,9 @@ class PostgresBackend:
         """Create the schema and apply the migrations it lacks; returns the versions applied.
         Safe when several processes start at once: they queue on an advisory lock."""
         schema = sql.Identifier(self.schema)
-        applied: list[int] = []
-        with self._transaction() as cur:
+
+        def body(cur: Cursor) -> list[int]:
+            applied: list[int] = []
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"conveyor:{self.schema}",))
             cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema))
             cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {}.migrations (version integer PRIMARY KEY, "
@@ -208,15 +236,14 @@ class PostgresBackend:
                     cur.execute(sql.SQL("INSERT INTO {}.migrations (version, name) VALUES (%s, %s)").format(schema),
                                 (version, name))
                     applied.append(version)
-        return applied
+            return applied
+
+        return self._run(body, transaction=True)
 
     @translated
     def now(self) -> float:
-        with self._transaction() as cur:
-            cur.execute("SELECT extract(epoch FROM clock_timestamp())::float8 AS now")
-            row = cur.fetchone()
-        assert row is not None
-        return float(row["now"])
+        rows, _ = self._execute("SELECT extract(epoch FROM clock_timestamp())::float8 AS now")
+        return float(rows[0]["now"])
 
     def close(self) -> None:
         with self._listener_lock:
@@ -231,8 +258,7 @@ class PostgresBackend:
     def enqueue(self, jobs: Sequence[NewJob]) -> list[JobRecord]:
         if not jobs:
             return []
-        with self._transaction() as cur:
-            return self._insert(cur, jobs)
+        return self._run(lambda cur: self._insert(cur, jobs))
 
     @translated
     def enqueue_in_transaction(self, connection: Any, jobs: Sequence[NewJob]) -> list[JobRecord]:
@@ -243,7 +269,7 @@ class PostgresBackend:
         with connection.cursor(row_factory=dict_row) as cur:
             return self._insert(cur, jobs)
 
-    def _insert(self, cur: psycopg.Cursor[dict[str, Any]], jobs: Sequence[NewJob]) -> list[JobRecord]:
+    def _insert(self, cur: Cursor, jobs: Sequence[NewJob]) -> list[JobRecord]:
         cur.execute(self._sql("enqueue"), _enqueue_params(jobs))
         created = {row["id"]: _record(row) for row in cur.fetchall()}
         missing = [job.id for job in jobs if job.id not in created]
@@ -264,11 +290,16 @@ class PostgresBackend:
             return []
         queues = list(dict.fromkeys(queues))
         self._local.seen = self._wake_listener().snapshot(queues)  # before the claim: see wait_for_work
-        with self._transaction() as cur:
-            cur.execute(self._sql("promote"), {"queues": queues})
-            cur.execute(self._sql("fetch"), {"queues": queues, "limit": limit, "token": secrets.token_hex(8),
-                                             "worker_id": worker_id, "lease": float(lease_seconds)})
-            records = [_record(row) for row in cur.fetchall()]
+        params = {"queues": queues, "limit": limit, "token": secrets.token_hex(8), "worker_id": worker_id,
+                  "lease": float(lease_seconds)}
+
+        def body(cur: Cursor) -> list[dict[str, Any]]:
+            with cur.connection.pipeline():  # promote, then claim: two statements, one round trip
+                cur.execute(self._sql("promote"), {"queues": queues})
+                cur.execute(self._sql("fetch"), params)
+            return cur.fetchall()
+
+        records = [_record(row) for row in self._run(body)]
         records.sort(key=lambda r: (-r.priority, r.run_at, r.enqueued_at))
         return records
 
@@ -276,11 +307,9 @@ class PostgresBackend:
     def heartbeat(self, leases: Sequence[Lease], lease_seconds: float) -> HeartbeatReply:
         if not leases:
             return HeartbeatReply(frozenset(), frozenset())
-        with self._transaction() as cur:
-            cur.execute(self._sql("heartbeat"), {"ids": [lease.job_id for lease in leases],
-                                                 "tokens": [lease.token for lease in leases],
-                                                 "lease": float(lease_seconds)})
-            rows = cur.fetchall()
+        rows, _ = self._execute(self._sql("heartbeat"), {"ids": [lease.job_id for lease in leases],
+                                                         "tokens": [lease.token for lease in leases],
+                                                         "lease": float(lease_seconds)})
         held = {row["id"] for row in rows}
         return HeartbeatReply(lost=frozenset(lease.job_id for lease in leases) - held,
                               cancel_requested=frozenset(row["id"] for row in rows if row["cancel_requested"]))
@@ -297,39 +326,31 @@ class PostgresBackend:
             "retentions": [self.retention.for_state(f.state) if f.state in FINISHED_STATES else None
                            for f in finishes],
         }
-        with self._transaction() as cur:
-            cur.execute(self._sql("finish"), params)
-            recorded = {row["id"] for row in cur.fetchall()}
+        recorded = {row["id"] for row in self._execute(self._sql("finish"), params)[0]}
         return [f.job_id in recorded for f in finishes]
 
     @translated
     def set_progress(self, lease: Lease, progress: float, message: str | None) -> bool:
-        with self._transaction() as cur:
-            cur.execute(self._sql("set_progress"), {"id": lease.job_id, "token": lease.token,
-                                                    "progress": float(progress), "message": message})
-            return cur.rowcount == 1
+        _, count = self._execute(self._sql("set_progress"), {"id": lease.job_id, "token": lease.token,
+                                                             "progress": float(progress), "message": message})
+        return count == 1
 
     @translated
     def rescue_expired(self) -> list[JobRecord]:
-        with self._transaction() as cur:
-            cur.execute(self._sql("rescue_expired"), {"failed_retention": self.retention.failed,
-                                                      "cancelled_retention": self.retention.cancelled})
-            return [_record(row) for row in cur.fetchall()]
+        rows, _ = self._execute(self._sql("rescue_expired"), {"failed_retention": self.retention.failed,
+                                                              "cancelled_retention": self.retention.cancelled})
+        return [_record(row) for row in rows]
 
     # -- operator verbs ---------------------------------------------------------------------
 
     def _change(self, statement: str, job_id: str, action: str, **params: Any) -> JobRecord:
-        with self._transaction() as cur:
-            cur.execute(self._sql(statement), {"id": job_id, **params})
-            row = cur.fetchone()
-            if row is None:
-                cur.execute(sql.SQL("SELECT state FROM {}.jobs WHERE id = %s").format(sql.Identifier(self.schema)),
-                            (job_id,))
-                found = cur.fetchone()
-                if found is None:
-                    raise JobNotFound(f"no job with id {job_id!r} (never enqueued, or pruned after its retention)")
-                raise InvalidTransition(f"cannot {action} job {job_id!r}: it is {found['state']}")
-        return _record(row)
+        rows, _ = self._execute(self._sql(statement), {"id": job_id, **params})
+        if rows:
+            return _record(rows[0])
+        found = self._query("SELECT state FROM {schema}.jobs WHERE id = %s", (job_id,))
+        if not found:
+            raise JobNotFound(f"no job with id {job_id!r} (never enqueued, or pruned after its retention)")
+        raise InvalidTransition(f"cannot {action} job {job_id!r}: it is {found[0]['state']}")
 
     @translated
     def cancel(self, job_id: str) -> JobRecord:
@@ -338,11 +359,6 @@ class PostgresBackend:
     @translated
     def retry_now(self, job_id: str) -> JobRecord:
         return self._change("retry_now", job_id, "retry")
-
-    def _query(self, query: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self._transaction() as cur:
-            cur.execute(sql.SQL(query).format(schema=sql.Identifier(self.schema)), params)
-            return cur.fetchall() if cur.description else []
 
     @translated
     def get(self, job_id: str) -> JobRecord | None:
@@ -371,9 +387,7 @@ class PostgresBackend:
     def prune(self) -> int:
         total = 0
         while True:
-            with self._transaction() as cur:
-                cur.execute(self._sql("prune"))
-                deleted = cur.rowcount
+            deleted = self._execute(self._sql("prune"))[1]
             total += deleted
             if deleted < 5000:
                 return total
@@ -381,10 +395,8 @@ class PostgresBackend:
     @translated
     def purge(self, states: Sequence[JobState], queue: str | None = None) -> int:
         wanted = [str(s) for s in states if s != JobState.RUNNING]
-        with self._transaction() as cur:
-            cur.execute(sql.SQL("DELETE FROM {}.jobs WHERE state = ANY(%s) AND (%s::text IS NULL OR queue = %s)")
-                        .format(sql.Identifier(self.schema)), (wanted, queue, queue))
-            return cur.rowcount
+        statement = sql.SQL("DELETE FROM {}.jobs WHERE state = ANY(%s) AND (%s::text IS NULL OR queue = %s)")
+        return self._execute(statement.format(sql.Identifier(self.schema)), (wanted, queue, queue))[1]
 
     @translated
     def pause(self, queue: str) -> None:
@@ -401,9 +413,8 @@ class PostgresBackend:
 
     @translated
     def acquire_lock(self, name: str, owner: str, ttl: float) -> bool:
-        with self._transaction() as cur:
-            cur.execute(self._sql("acquire_lock"), {"name": name, "owner": owner, "ttl": float(ttl)})
-            return cur.fetchone() is not None
+        rows, _ = self._execute(self._sql("acquire_lock"), {"name": name, "owner": owner, "ttl": float(ttl)})
+        return bool(rows)
 
     @translated
     def release_lock(self, name: str, owner: str) -> None:
@@ -423,7 +434,8 @@ class PostgresBackend:
     def fire_schedule(self, name: str, ticks: Sequence[tuple[float, NewJob]],
                       advance_to: float | None) -> list[JobRecord] | None:
         schema = sql.Identifier(self.schema)
-        with self._transaction() as cur:
+
+        def body(cur: Cursor) -> list[JobRecord] | None:
             cur.execute(sql.SQL("SELECT last_tick, paused FROM {}.schedules WHERE name = %s FOR UPDATE").format(schema),
                         (name,))
             row = cur.fetchone()
@@ -439,13 +451,12 @@ class PostgresBackend:
                 (advance_to, jobs[-1].id if jobs else None, jobs[-1].id if jobs else None, name))
             return records
 
+        return self._run(body, transaction=True)
+
     @translated
     def set_schedule_paused(self, name: str, paused: bool, now: float) -> ScheduleState:
-        with self._transaction() as cur:
-            cur.execute(self._sql("schedule_pause"), {"name": name, "paused": paused, "now": now})
-            row = cur.fetchone()
-        assert row is not None
-        return _schedule_state(row)
+        rows, _ = self._execute(self._sql("schedule_pause"), {"name": name, "paused": paused, "now": now})
+        return _schedule_state(rows[0])
 
     # -- waiting for work -----------------------------------------------------------------------
 
