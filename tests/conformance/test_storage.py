@@ -246,6 +246,19 @@ def test_cancel_running_job_reaches_its_worker_through_the_heartbeat(backend: Ba
     assert reply.cancel_requested == {job.id}
 
 
+@pytest.mark.parametrize("outcome", ["retry", "hand back"])
+def test_cancel_requested_while_running_wins_over_a_retry(backend: Backend, outcome: str) -> None:
+    backend.enqueue([new_job()])
+    [job] = fetch(backend)
+    backend.cancel(job.id)
+    finish = (Finish(job.id, job.lease_token or "", JobState.SCHEDULED, error=error(), delay=0.0)
+              if outcome == "retry" else Finish(job.id, job.lease_token or "", JobState.QUEUED, release=True))
+    assert backend.finish([finish]) == [True]
+    record = backend.get(job.id)
+    assert record is not None and record.state == JobState.CANCELLED and record.finished_at is not None
+    assert fetch(backend) == []
+
+
 def test_cancel_sticks_when_the_worker_dies(backend: Backend) -> None:
     backend.enqueue([new_job(max_attempts=5)])
     [job] = fetch(backend, lease=0.2)
@@ -254,14 +267,16 @@ def test_cancel_sticks_when_the_worker_dies(backend: Backend) -> None:
     assert rescued.state == JobState.CANCELLED
 
 
-def test_retry_now_gives_a_failed_job_a_fresh_budget(backend: Backend) -> None:
-    backend.enqueue([new_job(max_attempts=1)])
-    [job] = fetch(backend)
-    backend.finish([Finish(job.id, job.lease_token or "", JobState.FAILED, error=error())])
-    again = backend.retry_now(job.id)
-    assert again.state == JobState.QUEUED and again.max_attempts == 2
+def test_retry_now_gives_a_failed_job_its_full_budget_again_every_time(backend: Backend) -> None:
+    backend.enqueue([new_job(max_attempts=2)])
+    for round_ in (1, 2, 3):
+        [job] = fetch(backend)
+        backend.finish([Finish(job.id, job.lease_token or "", JobState.FAILED, error=error())])
+        again = backend.retry_now(job.id)
+        assert again.state == JobState.QUEUED and (again.attempts, again.max_attempts) == (0, 2)
+        assert len(again.errors) == round_
     [claimed] = fetch(backend)
-    assert claimed.attempts == 2 and len(claimed.errors) == 1
+    assert claimed.attempts == 1
     with pytest.raises(InvalidTransition, match="running"):
         backend.retry_now(job.id)
 

@@ -117,7 +117,8 @@ class Backend(Protocol):
         ...
 
     def retry_now(self, job_id: str) -> JobRecord:
-        """Queue a scheduled or finished job to run now (finished ones get a fresh attempt budget)."""
+        """Queue a scheduled or finished job to run now. A finished one starts over with its full
+        attempt budget (attempts back to 0); its earlier errors are kept."""
         ...
 
     def get(self, job_id: str) -> JobRecord | None: ...

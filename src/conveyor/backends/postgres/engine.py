@@ -325,6 +325,7 @@ class PostgresBackend:
             "delays": [float(f.delay) for f in finishes], "releases": [int(f.release) for f in finishes],
             "retentions": [self.retention.for_state(f.state) if f.state in FINISHED_STATES else None
                            for f in finishes],
+            "cancelled_retention": self.retention.cancelled,
         }
         recorded = {row["id"] for row in self._execute(self._sql("finish"), params)[0]}
         return [f.job_id in recorded for f in finishes]

@@ -255,7 +255,7 @@ class RedisBackend:
             return []
         # Only a job going back to wait needs its queue's keys: the common case costs one round trip.
         queues = self._queues_of([f.job_id for f in finishes if f.state not in FINISHED_STATES])
-        args: list[Any] = []
+        args: list[Any] = [repr(self.retention.cancelled)]
         for item in finishes:
             final = item.state in FINISHED_STATES
             args += [item.job_id, item.token, str(item.state), item.result or "",

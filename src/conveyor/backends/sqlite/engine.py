@@ -271,6 +271,7 @@ class SQLiteBackend:
                     "error": json.dumps(item.error.to_json()) if item.error else None,
                     "now": now, "delay": item.delay, "release": int(item.release),
                     "expires_at": now + self.retention.for_state(item.state) if final else None,
+                    "cancelled_expires_at": now + self.retention.cancelled,
                 })
                 applied.append(cursor.rowcount == 1)
         return applied

@@ -1,5 +1,5 @@
--- retry_now: run a scheduled or finished job now. A finished job gets a fresh attempt budget
--- (max_attempts more attempts); its earlier errors are kept.
+-- retry_now: run a scheduled or finished job now. A finished job starts over with its full attempt
+-- budget (attempts back to 0, max_attempts unchanged); its earlier errors are kept.
 -- KEYS: the common layout, with the job's queue's sets. ARGV: the common header, job id.
 -- returns: {'ok', job JSON, payload, result, errors}, or {'missing'}, or {'refused', state}.
 local t = now()
@@ -7,7 +7,7 @@ local job = load(arg(1))
 if not job then return {'missing'} end
 if job.state == 'queued' or job.state == 'running' then return {'refused', job.state} end
 leave(job)
-if job.state ~= 'scheduled' then job.max_attempts = job.attempts + job.max_attempts end
+if job.state ~= 'scheduled' then job.attempts = 0 end
 redis.call('HDEL', K_RESULTS, job.id)
 job.run_at = num(t)
 job.finished_at, job.expires_at, job.cancel_requested, job.progress, job.progress_message = nil, nil, nil, nil, nil
