@@ -8,6 +8,7 @@ from conveyor.errors import (
     ConveyorError,
     InvalidTransition,
     JobCancelled,
+    JobCancelledError,
     JobFailed,
     JobNotFound,
     JobTimeout,
@@ -28,7 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendError", "ConfigurationError", "Conveyor", "ConveyorError", "InvalidTransition", "Job",
-    "JobCancelled", "JobContext", "JobEvent", "JobFailed", "JobNotFound", "JobState", "JobTimeout",
+    "JobCancelled", "JobCancelledError", "JobContext", "JobEvent", "JobFailed", "JobNotFound", "JobState", "JobTimeout",
     "NoCurrentJob", "PayloadTooLarge", "ResultTimeout", "Retry", "RetryPolicy", "ScheduleNotFound",
     "SerializationError",
     "Task", "UnknownTask", "current_job",

@@ -206,7 +206,7 @@ class Conveyor:
                 task=task.name,
                 queue=options.queue or task.queue,
                 priority=options.priority if options.priority is not None else task.priority,
-                payload=encode_payload(task.name, task.fn, args, kwargs, self.max_payload),
+                payload=encode_payload(task.name, task.fn, args, kwargs, self.max_payload, bound=task.bind),
                 max_attempts=max_retries + 1,
                 timeout=options.timeout if options.timeout is not None else task.timeout,
                 delay=options.delay,

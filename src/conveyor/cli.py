@@ -1,4 +1,5 @@
-"""The `conveyor` command. Every option can also be set as a CONVEYOR_* environment variable.
+"""The `conveyor` command. The store and app options (--url, --app), and every option of `worker`,
+`scheduler` and logging, can also be set as CONVEYOR_* environment variables (see docs/cli.md).
 
 Exit codes: 0 success; 1 an error conveyor reports in one line (bad store, bad input);
 2 a usage error (unknown option, missing argument); 3 a job, task or schedule that does not exist;
@@ -138,18 +139,16 @@ def worker(app_path: str, queues: tuple[str, ...], concurrency: int | None, pool
 @reports_errors
 def scheduler(app_path: str, url: str | None, log_format: str, log_level: str) -> None:
     """Fire the app's schedules until stopped. Run several for availability: each tick still fires once."""
-    import signal
-
     from conveyor import logs
     from conveyor.scheduler import Scheduler
+    from conveyor.signals import handle_stop_signals
 
     logs.configure(log_format, log_level)
     app = _open_app(app_path, url)
     if not app.schedules:
         _fail(f"{app_path} defines no schedules: add @app.periodic(...) or app.schedule(...)")
     runner = Scheduler(app)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: runner.stopping.set())
+    handle_stop_signals(lambda name: runner.stopping.set(), runner.stopping.set)
     runner.run()
 
 
@@ -385,17 +384,18 @@ def _select(app: Conveyor, job_ids: tuple[str, ...], state: str | None, queue: s
 
 
 def _apply_each(job_ids: list[str], action: Callable[[str], Any], verb: str) -> None:
-    done = refused = 0
+    done = refused = missing = 0
     for job_id in job_ids:
         try:
             action(job_id)
             done += 1
         except ConveyorError as exc:
             refused += 1
+            missing += isinstance(exc, JobNotFound)
             click.secho(f"{job_id}: {exc}", fg="yellow", err=True)
     click.echo(f"{verb} {done} job(s)" + (f", {refused} refused" if refused else ""))
     if refused and not done:
-        sys.exit(EXIT_NOT_FOUND if len(job_ids) == 1 else EXIT_ERROR)
+        sys.exit(EXIT_NOT_FOUND if missing == len(job_ids) else EXIT_ERROR)
 
 
 @jobs.command("retry")

@@ -48,7 +48,8 @@ class JobTimeout(ConveyorError):
 
 
 class JobCancelledError(ConveyorError):
-    """Raised inside a task whose job was cancelled while it ran."""
+    """The error recorded for an attempt stopped because its job was cancelled while it ran
+    (it is stored on the job; tasks see `current_job().cancel_requested` instead)."""
 
 
 class ResultTimeout(ConveyorError, TimeoutError):

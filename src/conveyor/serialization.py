@@ -14,7 +14,7 @@ dumps = _encoder.encode
 
 
 def _argument_names(
-    fn: Callable[..., Any] | None, args: Sequence[Any], kwargs: Mapping[str, Any]
+    fn: Callable[..., Any] | None, args: Sequence[Any], kwargs: Mapping[str, Any], *, skip: int = 0
 ) -> list[tuple[str, Any]]:
     """(name, value) for each argument, named after the function's parameters where possible."""
     named: list[tuple[str, Any]] = []
@@ -22,7 +22,7 @@ def _argument_names(
     if fn is not None:
         try:
             params = [p.name for p in inspect.signature(fn).parameters.values()
-                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][skip:]
         except (TypeError, ValueError):
             params = []
     for index, value in enumerate(args):
@@ -41,11 +41,12 @@ def _why_not_json(value: Any) -> str | None:
 
 
 def encode_payload(task_name: str, fn: Callable[..., Any] | None, args: Sequence[Any],
-                   kwargs: Mapping[str, Any], max_bytes: int) -> str:
+                   kwargs: Mapping[str, Any], max_bytes: int, *, bound: bool = False) -> str:
+    """The JSON payload of one call; `bound` says `fn` takes the task as its first parameter."""
     try:
         payload = dumps({"args": list(args), "kwargs": dict(kwargs)})
     except (TypeError, ValueError):
-        for label, value in _argument_names(fn, args, kwargs):
+        for label, value in _argument_names(fn, args, kwargs, skip=1 if bound else 0):
             reason = _why_not_json(value)
             if reason is not None:
                 raise SerializationError(

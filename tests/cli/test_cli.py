@@ -76,7 +76,9 @@ def test_cancel_retry_pause_and_purge(url: str) -> None:
 
 
 def test_errors_are_one_line_with_documented_exit_codes(url: str) -> None:
+    queued = conveyor("enqueue", "add", "--args", "[1, 1]", "--app", APP, url=url).stdout.strip()
     cases = [
+        (("jobs", "retry", queued), 1, "it is queued"),  # exists, in the wrong state: not "not found"
         (("worker", "no_such_module:app"), 1, "cannot import module 'no_such_module'"),
         (("worker", "tests.conformance:nothing"), 1, "no Conveyor app named 'nothing'"),
         (("enqueue", "nope", "--app", APP), 3, "no task named 'nope'"),

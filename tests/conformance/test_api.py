@@ -109,6 +109,12 @@ def test_unserialisable_argument_is_refused_naming_it(tasks: Any, app: Conveyor)
         tasks.send_welcome_email.delay("a@x", username={1, 2})
     with pytest.raises(SerializationError, match="position 0"):
         tasks.send_welcome_email.delay(float("nan"), "a")
+
+    @app.task(bind=True)
+    def bound(self: Any, user_id: int) -> None: ...
+
+    with pytest.raises(SerializationError, match=r"argument 'user_id' \(position 0\)"):
+        bound.delay(object())
     assert app.counts() == {}
 
 

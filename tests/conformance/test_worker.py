@@ -343,6 +343,26 @@ def test_sigterm_hands_back_jobs_that_outlive_the_shutdown_timeout(tapp: Conveyo
     assert waiting.status == JobState.QUEUED
 
 
+def test_second_sigterm_hands_running_jobs_back_at_once(tapp: Conveyor, engine_url: str, tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger"
+    job = worker_app.mark_then_nap.delay(str(ledger), 60)
+    worker = spawn_worker(engine_url, "--shutdown-timeout", "120", "-c", "1", "--log-level", "INFO")
+    wait_for(lambda: ledger.exists() and ledger.read_text(), timeout=20)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.stderr is not None
+    for line in worker.stderr:  # two signals sent together reach Python's handler as one
+        if b"SIGTERM received" in line:
+            break
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=30)  # not the 120 s shutdown timeout, nor the 60 s job
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        raise AssertionError(f"the second SIGTERM did not stop the worker: {worker.stderr.read()!r}") from None
+    assert worker.returncode == 0
+    assert job.refresh().record.state == JobState.QUEUED
+
+
 def test_worker_reports_store_it_cannot_open_in_one_line(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "conveyor.cli", "worker", APP_PATH, "--url",
                              f"sqlite:///{tmp_path}/missing/dir/jobs.db"], cwd=ROOT, capture_output=True,

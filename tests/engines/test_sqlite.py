@@ -62,7 +62,8 @@ def test_a_database_that_is_not_ours_is_refused_untouched(tmp_path: Path) -> Non
         Conveyor(f"sqlite:///{path}").backend  # noqa: B018
     with sqlite3.connect(path) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert tables == {"users"}
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    assert tables == {"users"} and mode == "delete"  # not even switched to WAL
 
 
 def test_a_file_that_is_not_a_database_is_refused_untouched(tmp_path: Path) -> None:

@@ -7,12 +7,10 @@ import logging
 import os
 import queue
 import secrets
-import signal
 import socket
 import threading
 import time
 from collections.abc import Sequence
-from types import FrameType
 from typing import Literal
 
 from conveyor import logs
@@ -21,6 +19,7 @@ from conveyor.backends.base import Finish
 from conveyor.errors import ConfigurationError, ConveyorError
 from conveyor.job import JobState
 from conveyor.options import check_queue
+from conveyor.signals import handle_stop_signals
 from conveyor.worker.execution import Attempt
 from conveyor.worker.pools import LocalPool, Pool
 from conveyor.worker.process_pool import ProcessPool
@@ -71,6 +70,7 @@ class Worker:
         self._unreported: list[tuple[Attempt, Finish]] = []
         self.wake = threading.Event()
         self.stopping = threading.Event()
+        self._hurry = threading.Event()  # a second signal: hand running jobs back without waiting
         self._supervisor = threading.Thread(target=self._supervise, name="conveyor-supervisor", daemon=True)
         self.fetched = 0
         self.processed = 0
@@ -79,8 +79,7 @@ class Worker:
 
     def run(self, *, install_signals: bool = True) -> None:
         if install_signals and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._on_signal)
-            signal.signal(signal.SIGINT, self._on_signal)
+            handle_stop_signals(self._on_first_signal, self._on_second_signal)
         self.app.backend  # open (and create) the store before announcing readiness  # noqa: B018
         self.pool.start()
         self._supervisor.start()
@@ -241,19 +240,24 @@ class Worker:
 
     # -- stopping ---------------------------------------------------------------------------
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self.stopping.is_set():
-            logger.warning("worker %s: second signal, handing jobs back now", self.id)
-            self.shutdown_timeout = 0
-        else:
-            logger.info("worker %s: %s received, finishing running jobs (up to %ss)", self.id,
-                        signal.Signals(signum).name, self.shutdown_timeout)
+    def _on_first_signal(self, name: str) -> None:
+        logger.info("worker %s: %s received, finishing running jobs (up to %ss)", self.id, name,
+                    self.shutdown_timeout)
         self.stop()
+
+    def _on_second_signal(self) -> None:
+        logger.warning("worker %s: second signal, handing jobs back now", self.id)
+        self.hurry()
 
     def stop(self) -> None:
         """Stop taking jobs; running ones get `shutdown_timeout` seconds, then go back to the queue."""
         self.stopping.set()
         self.wake.set()
+
+    def hurry(self) -> None:
+        """Stop now: running jobs go back to the queue at once (what a second SIGTERM does)."""
+        self._hurry.set()
+        self.stop()
 
     def _shutdown(self) -> None:
         self.stopping.set()
@@ -264,7 +268,7 @@ class Worker:
                 self._record_finished()
             except ConveyorError as exc:
                 logger.warning("worker %s: could not record outcomes while stopping (%s)", self.id, exc)
-            if not self.attempts or time.monotonic() >= deadline:
+            if not self.attempts or time.monotonic() >= deadline or self._hurry.is_set():
                 break
             self.wake.wait(min(0.1, max(0.0, deadline - time.monotonic())))
             self.wake.clear()

@@ -22,7 +22,7 @@ from typing import Any
 
 from conveyor.backends.base import Capabilities, Finish, HeartbeatReply, Lease, Retention, ScheduleState
 from conveyor.backends.sql_files import load_sql
-from conveyor.errors import BackendError, InvalidTransition, JobNotFound
+from conveyor.errors import BackendError, ConfigurationError, InvalidTransition, JobNotFound
 from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
 
 SCHEMA_VERSION = "1"
@@ -69,7 +69,7 @@ class SQLiteBackend:
         self.busy_timeout = busy_timeout
         self.synchronous = synchronous.upper()
         if self.synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-            raise BackendError(f"synchronous={synchronous!r}: use one of normal, full, extra, off")
+            raise ConfigurationError(f"synchronous={synchronous!r}: use one of normal, full, extra, off")
         self.poll_interval = poll_interval
         self._clock = clock
         self._local = threading.local()
@@ -157,6 +157,11 @@ class SQLiteBackend:
     def _ensure_schema(self) -> None:
         conn = self._conn()
         try:
+            # Refuse a database that is not ours before changing anything in it (WAL mode sticks).
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables - {"sqlite_sequence"} and "conveyor_meta" not in tables:
+                raise BackendError(f"{self.path} is a SQLite database that conveyor did not create "
+                                   f"(it has tables {sorted(tables)[:5]}); use a separate file for jobs")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
