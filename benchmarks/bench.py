@@ -1,11 +1,13 @@
 #!/usr/bin/env python
-"""Throughput and latency of conveyor on the SQLite engine, next to raw sqlite3 baselines.
+"""Throughput and latency of conveyor on the SQLite and Redis engines, next to raw baselines and a peer.
 
-    python benchmarks/bench.py [--engine sqlite] [--jobs N] [--rounds 3] [--latency-jobs 300] [--quick]
+    python benchmarks/bench.py [--engine sqlite|redis|all] [--jobs N] [--rounds 3] [--latency-jobs 300] [--quick]
 
-Each figure is the median of `--rounds` runs, with the min-max range. The raw sqlite3 loops run
-in the same rounds, on the same disk, so the ratio columns compare like with like even when the
-machine is noisy. See benchmarks/README.md for what every row measures.
+Each figure is the median of `--rounds` runs, with the min-max range. The raw loops (sqlite3 on the
+same disk; redis-py + hiredis on the same redis-server) and, for Redis, the peer (Huey) run in the
+same rounds, so the ratio columns compare like with like even when the machine is noisy. The
+Redis run starts its own redis-server on a free loopback port with a private directory and stops
+that process at the end. See benchmarks/README.md for what every row measures.
 
 This file is also the module the worker processes import (`bench:app`): the worker side reads
 the store's URL from $CONVEYOR_URL, which the benchmark sets for every worker it starts.
@@ -20,6 +22,7 @@ import os
 import platform
 import shutil
 import signal
+import socket
 import sqlite3
 import statistics
 import subprocess
@@ -30,9 +33,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from conveyor import Conveyor, Job, JobState, Task
+from counting import count_one, first_start_key, last_finish_key
+
+from conveyor import Conveyor, JobState, Task
 
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
@@ -40,6 +45,7 @@ QUEUE = "bench"
 WORKER_CONCURRENCY = 8
 LATENCY_INTERVAL = 0.005  # seconds between two jobs sent to the idle worker
 COUNTS_POLL = 0.05  # how often the producer asks the store how far the worker got
+PIPELINE = 100  # commands per round trip in the pipelined redis-py baselines
 
 
 # -- the app the workers run ---------------------------------------------------------------
@@ -54,12 +60,18 @@ def started_at() -> float:
     return time.time()
 
 
-def register(target: Conveyor) -> tuple[Task[[], None], Task[[], float]]:
+class Tasks(NamedTuple):
+    noop: Task[[], None]
+    probe: Task[[], float]
+    count: Task[[str, int], None]  # counting.count_one: one Redis INCR per job (the Redis run only)
+
+
+def register(target: Conveyor) -> Tasks:
     """The benchmark's tasks on `target`, under fixed names: this file runs as __main__ on the
     producer side and as `bench` in the workers, so names derived from the module would differ."""
-    noop_task = target.task(name="bench.noop", queue=QUEUE, max_retries=0)(noop)
-    probe_task = target.task(name="bench.started_at", queue=QUEUE, max_retries=0)(started_at)
-    return noop_task, probe_task
+    return Tasks(target.task(name="bench.noop", queue=QUEUE, max_retries=0)(noop),
+                 target.task(name="bench.started_at", queue=QUEUE, max_retries=0)(started_at),
+                 target.task(name="bench.count", queue=QUEUE, max_retries=0)(count_one))
 
 
 app = Conveyor()  # the workers' app: $CONVEYOR_URL, set by the benchmark; opened on first use only
@@ -71,7 +83,7 @@ register(app)
 
 @dataclass
 class Figure:
-    """One row of the table: a value per round, and optionally the baseline row it is quoted against."""
+    """One row of the table: a value per round, and optionally the baseline (and peer) rows it is quoted against."""
 
     key: str
     label: str
@@ -79,6 +91,8 @@ class Figure:
     values: list[float] = field(default_factory=list)
     baseline: str | None = None  # key of the baseline figure for the ratio column
     ratios: list[float] = field(default_factory=list)  # per round: value / baseline's value that round
+    peer: str | None = None  # key of the peer's figure for the "vs huey" column
+    peer_ratios: list[float] = field(default_factory=list)  # per round: value / peer's value that round
 
     @property
     def median(self) -> float:
@@ -93,24 +107,57 @@ class Figure:
             data["ratio_min"] = min(self.ratios)
             data["ratio_max"] = max(self.ratios)
             data["ratios"] = self.ratios
+        if self.peer is not None:
+            data["peer"] = self.peer
+            data["peer_ratio_median"] = statistics.median(self.peer_ratios)
+            data["peer_ratio_min"] = min(self.peer_ratios)
+            data["peer_ratio_max"] = max(self.peer_ratios)
+            data["peer_ratios"] = self.peer_ratios
         return data
 
 
-ROWS: list[tuple[str, str, str, str | None]] = [
-    # key, label, unit, baseline key
-    ("enqueue_one", "enqueue one at a time (task.delay)", "jobs/s", "sqlite_insert"),
-    ("enqueue_bulk", "enqueue in bulk (task.map)", "jobs/s", "sqlite_insert"),
-    ("process", "processed by 1 worker process (-c 8, no-op)", "jobs/s", "sqlite_claim_delete"),
-    ("worker_rss", "worker peak RSS (VmHWM)", "MiB", None),
-    ("latency_p50", "enqueue-to-start latency p50 (idle worker)", "ms", None),
-    ("latency_p99", "enqueue-to-start latency p99 (idle worker)", "ms", None),
-    ("sqlite_insert", "baseline: raw sqlite3 insert, 1 row/txn", "rows/s", None),
-    ("sqlite_claim_delete", "baseline: raw sqlite3 claim+delete, 1 row/txn", "rows/s", None),
+Row = tuple[str, str, str, str | None, str | None]  # key, label, unit, baseline key, peer key
+
+SQLITE_ROWS: list[Row] = [
+    ("enqueue_one", "enqueue one at a time (task.delay)", "jobs/s", "sqlite_insert", None),
+    ("enqueue_bulk", "enqueue in bulk (task.map)", "jobs/s", "sqlite_insert", None),
+    ("process", "processed by 1 worker process (-c 8, no-op)", "jobs/s", "sqlite_claim_delete", None),
+    ("worker_rss", "worker peak RSS (VmHWM)", "MiB", None, None),
+    ("latency_p50", "enqueue-to-start latency p50 (idle worker)", "ms", None, None),
+    ("latency_p99", "enqueue-to-start latency p99 (idle worker)", "ms", None, None),
+    ("sqlite_insert", "baseline: raw sqlite3 insert, 1 row/txn", "rows/s", None, None),
+    ("sqlite_claim_delete", "baseline: raw sqlite3 claim+delete, 1 row/txn", "rows/s", None, None),
 ]
 
+REDIS_ROWS: list[Row] = [
+    ("enqueue_one", "enqueue one at a time (task.delay)", "jobs/s", "redis_lpush", "huey_enqueue_one"),
+    ("enqueue_bulk", "enqueue in bulk (task.map)", "jobs/s", "redis_lpush_pipelined", None),
+    ("process", "processed by 1 worker process (-c 8, no-op)", "jobs/s", "redis_rpop", None),
+    ("process_incr", "processed by 1 worker process (-c 8, 1 INCR/job)", "jobs/s", "redis_rpop", "huey_process"),
+    ("worker_rss", "worker peak RSS (VmHWM)", "MiB", None, "huey_rss"),
+    ("latency_p50", "enqueue-to-start latency p50 (idle worker)", "ms", None, "huey_latency_p50"),
+    ("latency_p99", "enqueue-to-start latency p99 (idle worker)", "ms", None, "huey_latency_p99"),
+    ("huey_enqueue_one", "peer: huey enqueue one at a time (task())", "jobs/s", "redis_lpush", None),
+    ("huey_process", "peer: huey processed by 1 consumer (-w 8 -k thread, 1 INCR/job)", "jobs/s", "redis_rpop",
+     None),
+    ("huey_rss", "peer: huey consumer peak RSS (VmHWM)", "MiB", None, None),
+    ("huey_latency_p50", "peer: huey enqueue-to-start latency p50 (idle consumer)", "ms", None, None),
+    ("huey_latency_p99", "peer: huey enqueue-to-start latency p99 (idle consumer)", "ms", None, None),
+    ("redis_lpush", "baseline: raw redis-py LPUSH, 1 per round trip", "ops/s", None, None),
+    ("redis_rpop", "baseline: raw redis-py RPOP, 1 per round trip", "ops/s", None, None),
+    ("redis_lpush_pipelined", f"baseline: raw redis-py LPUSH, {PIPELINE} per round trip", "ops/s", None, None),
+    ("redis_rpop_pipelined", f"baseline: raw redis-py RPOP, {PIPELINE} per round trip", "ops/s", None, None),
+]
 
-def new_figures() -> dict[str, Figure]:
-    return {key: Figure(key, label, unit, baseline=baseline) for key, label, unit, baseline in ROWS}
+BASELINE_PREFIXES = ("baseline: raw sqlite3 ", "baseline: raw redis-py ", "peer: huey ")
+
+
+def new_figures(engine: str = "sqlite", *, with_peer: bool = False) -> dict[str, Figure]:
+    rows = SQLITE_ROWS if engine == "sqlite" else REDIS_ROWS
+    if not with_peer:
+        rows = [(key, label, unit, baseline, None) for key, label, unit, baseline, _ in rows
+                if not key.startswith("huey_")]
+    return {key: Figure(key, label, unit, baseline=baseline, peer=peer) for key, label, unit, baseline, peer in rows}
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -140,11 +187,11 @@ def store_url(directory: Path, name: str = "jobs.db") -> str:
     return f"sqlite:///{directory / name}"  # an absolute path gives sqlite:////...
 
 
-def open_app(url: str) -> tuple[Conveyor, Task[[], None], Task[[], float]]:
+def open_app(url: str) -> tuple[Conveyor, Tasks]:
     producer = Conveyor(url)
-    noop_task, probe_task = register(producer)
+    tasks = register(producer)
     producer.backend  # create the store now, outside every timed section  # noqa: B018
-    return producer, noop_task, probe_task
+    return producer, tasks
 
 
 def completed(producer: Conveyor) -> int:
@@ -155,19 +202,23 @@ def completed(producer: Conveyor) -> int:
 
 
 class WorkerProcess:
-    """A real `python -m conveyor.cli worker bench:app` process on the benchmark's store."""
+    """A real `python -m conveyor.cli worker bench:app` process on the benchmark's store, or, given
+    `command`, another library's worker (Huey's consumer) started the same way."""
 
-    def __init__(self, url: str, log_path: Path) -> None:
-        env = dict(os.environ)
-        env["CONVEYOR_URL"] = url
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH")) if p)
+    def __init__(self, url: str | None, log_path: Path, *, command: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        full_env = dict(os.environ)
+        if url is not None:
+            full_env["CONVEYOR_URL"] = url
+        full_env.update(env or {})
+        full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), full_env.get("PYTHONPATH")) if p)
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.started = time.time()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.cli", "worker", "bench:app", "-q", QUEUE,
-             "-c", str(WORKER_CONCURRENCY), "--log-level", "WARNING"],
-            cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=self._log)
+            command or [sys.executable, "-m", "conveyor.cli", "worker", "bench:app", "-q", QUEUE,
+                        "-c", str(WORKER_CONCURRENCY), "--log-level", "WARNING"],
+            cwd=HERE, env=full_env, stdout=subprocess.DEVNULL, stderr=self._log)
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
@@ -220,22 +271,22 @@ def wait_until(condition: Callable[[], bool], worker: WorkerProcess, timeout: fl
 
 
 def bench_enqueue_one(url: str, jobs: int) -> float:
-    producer, noop_task, _ = open_app(url)
+    producer, tasks = open_app(url)
     try:
         start = time.perf_counter()
         for _ in range(jobs):
-            noop_task.delay()
+            tasks.noop.delay()
         return jobs / (time.perf_counter() - start)
     finally:
         producer.close()
 
 
 def bench_enqueue_bulk(url: str, jobs: int) -> float:
-    producer, noop_task, _ = open_app(url)
+    producer, tasks = open_app(url)
     try:
         calls = [()] * jobs
         start = time.perf_counter()
-        noop_task.map(calls)
+        tasks.noop.map(calls)
         return jobs / (time.perf_counter() - start)
     finally:
         producer.close()
@@ -249,14 +300,13 @@ class ProcessRun:
     warnings: int  # WARNING lines the worker logged while draining (there should be none)
 
 
-def bench_process(directory: Path, jobs: int) -> ProcessRun:
+def bench_process(url: str, log_path: Path, jobs: int) -> ProcessRun:
     """N no-op jobs waiting, then one worker: jobs / (last finish - first claim), from the store's
     own timestamps, so neither the worker's start-up nor the producer's polling rate counts."""
-    url = store_url(directory)
-    producer, noop_task, _ = open_app(url)
+    producer, tasks = open_app(url)
     try:
-        noop_task.map([()] * jobs)
-        with WorkerProcess(url, directory / "worker.log") as worker:
+        tasks.noop.map([()] * jobs)
+        with WorkerProcess(url, log_path) as worker:
             wait_until(lambda: completed(producer) >= jobs, worker, timeout=max(120.0, jobs / 20),
                        what=f"{jobs} jobs to complete")
             rss = worker.peak_rss_mib()
@@ -269,29 +319,34 @@ def bench_process(directory: Path, jobs: int) -> ProcessRun:
         producer.close()
 
 
-def bench_latency(directory: Path, count: int) -> tuple[float, float]:
+def bench_latency(url: str, log_path: Path, count: int) -> tuple[float, float]:
     """p50 and p99 in ms of (time the task started) - (time just before .delay()), one job every
     5 ms to a worker that is already running and idle."""
-    url = store_url(directory)
-    producer, _, probe_task = open_app(url)
+    producer, tasks = open_app(url)
     try:
-        with WorkerProcess(url, directory / "latency-worker.log") as worker:
-            warmup = probe_task.delay()
+        with WorkerProcess(url, log_path) as worker:
+            warmup = tasks.probe.delay()
             wait_until(lambda: warmup.status == JobState.COMPLETED, worker, timeout=60, what="the worker to start")
             time.sleep(0.2)  # let it settle back into its idle wait
-            sent: list[tuple[float, Job[float]]] = []
-            next_send = time.perf_counter()
-            for _ in range(count):
-                delay = next_send - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                next_send += LATENCY_INTERVAL
-                enqueued = time.time()
-                sent.append((enqueued, probe_task.delay()))
-            latencies = [(job.result(timeout=60) - enqueued) * 1000 for enqueued, job in sent]
+            latencies = send_probes(count, tasks.probe.delay, lambda job: job.result(timeout=60))
         return percentile(latencies, 50), percentile(latencies, 99)
     finally:
         producer.close()
+
+
+def send_probes(count: int, send: Callable[[], Any], result: Callable[[Any], float]) -> list[float]:
+    """`count` probe jobs, one every 5 ms; each one's start time minus the time just before it was
+    sent, in ms. The results are collected after all are sent."""
+    sent: list[tuple[float, Any]] = []
+    next_send = time.perf_counter()
+    for _ in range(count):
+        delay = next_send - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        next_send += LATENCY_INTERVAL
+        enqueued = time.time()
+        sent.append((enqueued, send()))
+    return [(result(handle) - enqueued) * 1000 for enqueued, handle in sent]
 
 
 def raw_connection(path: Path) -> sqlite3.Connection:
@@ -337,6 +392,237 @@ def bench_sqlite_claim_delete(directory: Path, rows: int) -> float:
         conn.close()
 
 
+# -- Redis: the server, the raw loops, the counted drains, the peer --------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A redis-server of the benchmark's own: a free loopback port, a private directory, no
+    persistence (`--save '' --appendonly no`, as in shared/BENCHMARKS.md). `stop` ends exactly
+    the process `start` began."""
+
+    def __init__(self, directory: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        self.binary = binary
+        self.directory = directory
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def url(self, namespace: str | None = None) -> str:
+        return f"redis://127.0.0.1:{self.port}/0" + (f"?namespace={namespace}" if namespace else "")
+
+    def start(self) -> RedisServer:
+        import redis
+
+        log = self.directory / "redis.log"
+        for _attempt in range(3):  # a free port can be taken by someone else before the server binds it
+            self.port = free_port()
+            self.process = subprocess.Popen(
+                [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+                 "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(log)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+            deadline = time.monotonic() + 20
+            try:
+                while self.process.poll() is None and time.monotonic() < deadline:
+                    try:
+                        client.ping()
+                        return self
+                    except redis.ConnectionError:
+                        time.sleep(0.02)
+            finally:
+                client.close()
+            self.stop()
+        text = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        raise RuntimeError(f"redis-server did not start: {text}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port)
+
+    def version(self) -> str:
+        client = self.client()
+        try:
+            return str(client.info("server")["redis_version"])
+        finally:
+            client.close()
+
+    def flush(self) -> None:
+        """An empty server between measurements (no worker is running then)."""
+        client = self.client()
+        try:
+            client.flushall()
+        finally:
+            client.close()
+
+
+def _redis_payload(size: int = 200) -> bytes:
+    base = {"id": "0" * 32, "task": "bench.noop", "queue": QUEUE, "args": [], "kwargs": {}, "pad": ""}
+    base["pad"] = "x" * (size - len(json.dumps(base, separators=(",", ":"))))
+    return json.dumps(base, separators=(",", ":")).encode()
+
+
+REDIS_BASELINE_PAYLOAD = _redis_payload()  # one 200-byte JSON job, as in shared/BENCHMARKS.md
+
+
+def bench_redis_raw(server: RedisServer, ops: int) -> dict[str, float]:
+    """The floor under each verb: a plain redis-py (+ hiredis) loop, one LPUSH or RPOP per round
+    trip, then `PIPELINE` per round trip (a non-transactional pipeline)."""
+    client = server.client()
+    key = "baseline:q"
+    figures: dict[str, float] = {}
+    try:
+        client.ping()  # connect outside the timed sections
+        start = time.perf_counter()
+        for _ in range(ops):
+            client.lpush(key, REDIS_BASELINE_PAYLOAD)
+        figures["redis_lpush"] = ops / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for _ in range(ops):
+            client.rpop(key)
+        figures["redis_rpop"] = ops / (time.perf_counter() - start)
+        batches = max(1, ops // PIPELINE)
+        start = time.perf_counter()
+        for _ in range(batches):
+            pipe = client.pipeline(transaction=False)
+            for _ in range(PIPELINE):
+                pipe.lpush(key, REDIS_BASELINE_PAYLOAD)
+            pipe.execute()
+        figures["redis_lpush_pipelined"] = batches * PIPELINE / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for _ in range(batches):
+            pipe = client.pipeline(transaction=False)
+            for _ in range(PIPELINE):
+                pipe.rpop(key)
+            pipe.execute()
+        figures["redis_rpop_pipelined"] = batches * PIPELINE / (time.perf_counter() - start)
+        if client.llen(key) != 0:
+            raise RuntimeError("the RPOP baseline did not drain its list")
+        return figures
+    finally:
+        client.delete(key)
+        client.close()
+
+
+def counted_drain(server: RedisServer, key: str, jobs: int, worker: WorkerProcess) -> float:
+    """jobs/s of a drain of `jobs` counting.count_one jobs: from the first job's start to the last
+    one's finish, as the jobs themselves recorded them in Redis."""
+    client = server.client()
+    try:
+        wait_until(lambda: client.exists(last_finish_key(key)) == 1, worker, timeout=max(120.0, jobs / 20),
+                   what=f"{jobs} jobs to complete")
+        if int(client.get(key) or 0) != jobs:
+            raise RuntimeError(f"{key}: {client.get(key)} jobs counted, expected {jobs}")
+        first = float(client.get(first_start_key(key)))
+        last = float(client.get(last_finish_key(key)))
+        return jobs / (last - first)
+    finally:
+        client.close()
+
+
+def bench_process_incr(server: RedisServer, namespace: str, log_path: Path, jobs: int) -> ProcessRun:
+    """As `bench_process`, but each job does one INCR, and the drain is timed by the jobs (the
+    way Huey's is), not by conveyor's store."""
+    url = server.url(namespace)
+    producer, tasks = open_app(url)
+    key = f"count:{namespace}"
+    try:
+        tasks.count.map([(key, jobs)] * jobs)
+        with WorkerProcess(url, log_path, env={"BENCH_REDIS_URL": server.url()}) as worker:
+            jobs_per_s = counted_drain(server, key, jobs, worker)
+            rss = worker.peak_rss_mib()
+        return ProcessRun(jobs_per_s, rss, float("nan"), worker.log().count(" WARNING "))
+    finally:
+        producer.close()
+
+
+def huey_available() -> bool:
+    try:
+        import huey_app  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def huey_version() -> str:
+    from importlib.metadata import version
+
+    return version("huey")
+
+
+def huey_consumer(server: RedisServer, name: str, log_path: Path) -> WorkerProcess:
+    """One Huey consumer process: 8 worker threads, WARNING logging (Huey logs every task at INFO
+    by default; conveyor's worker runs with --log-level WARNING)."""
+    return WorkerProcess(
+        None, log_path, env={"BENCH_REDIS_URL": server.url(), "BENCH_HUEY_NAME": name},
+        command=[sys.executable, "-m", "huey.bin.huey_consumer", "huey_app.huey", "-w", str(WORKER_CONCURRENCY),
+                 "-k", "thread", "-q"])
+
+
+def bench_huey_enqueue_one(server: RedisServer, name: str, jobs: int) -> float:
+    from huey_app import make_huey
+
+    peer = make_huey(server.url(), name)
+    try:
+        peer.huey.storage.conn.ping()  # connect outside the timed section
+        start = time.perf_counter()
+        for _ in range(jobs):
+            peer.noop()
+        return jobs / (time.perf_counter() - start)
+    finally:
+        peer.huey.storage.pool.disconnect()
+
+
+def bench_huey_process(server: RedisServer, name: str, log_path: Path, jobs: int) -> ProcessRun:
+    from huey_app import make_huey
+
+    peer = make_huey(server.url(), name)
+    key = f"count:{name}"
+    try:
+        for _ in range(jobs):  # Huey has no bulk enqueue
+            peer.count(key, jobs)
+        with huey_consumer(server, name, log_path) as consumer:
+            jobs_per_s = counted_drain(server, key, jobs, consumer)
+            rss = consumer.peak_rss_mib()
+        return ProcessRun(jobs_per_s, rss, float("nan"), consumer.log().count(" WARNING "))
+    finally:
+        peer.huey.storage.pool.disconnect()
+
+
+def bench_huey_latency(server: RedisServer, name: str, log_path: Path, count: int) -> tuple[float, float]:
+    from huey_app import make_huey
+
+    peer = make_huey(server.url(), name)
+    try:
+        with huey_consumer(server, name, log_path) as consumer:
+            warmup = peer.probe()
+            wait_until(lambda: warmup.get(preserve=True) is not None, consumer, timeout=60,
+                       what="the consumer to start")
+            time.sleep(0.2)  # let it settle back into its idle wait
+            latencies = send_probes(count, peer.probe, lambda result: result.get(blocking=True, timeout=60))
+        return percentile(latencies, 50), percentile(latencies, 99)
+    finally:
+        peer.huey.storage.pool.disconnect()
+
+
 # -- the run -------------------------------------------------------------------------------
 
 
@@ -351,6 +637,8 @@ class Settings:
 
 
 def run(settings: Settings, progress: Callable[[str], None]) -> tuple[dict[str, Figure], dict[str, Any]]:
+    if settings.engine == "redis":
+        return run_redis(settings, progress)
     figures = new_figures()
     startups: list[float] = []
     warnings = 0
@@ -366,19 +654,86 @@ def run(settings: Settings, progress: Callable[[str], None]) -> tuple[dict[str, 
             record("enqueue_bulk", bench_enqueue_bulk(store_url(directory, "bulk.db"), settings.jobs))
             record("sqlite_claim_delete", bench_sqlite_claim_delete(directory, settings.jobs))
         with scratch_dir(settings.scratch) as directory:
-            processed = bench_process(directory, settings.jobs)
+            processed = bench_process(store_url(directory), directory / "worker.log", settings.jobs)
             record("process", processed.jobs_per_s)
             record("worker_rss", processed.peak_rss_mib)
             startups.append(processed.startup_s)
             warnings += processed.warnings
         with scratch_dir(settings.scratch) as directory:
-            p50, p99 = bench_latency(directory, settings.latency_jobs)
+            p50, p99 = bench_latency(store_url(directory), directory / "latency-worker.log", settings.latency_jobs)
             record("latency_p50", p50)
             record("latency_p99", p99)
-        for figure in figures.values():
-            if figure.baseline is not None:
-                figure.ratios.append(figure.values[-1] / figures[figure.baseline].values[-1])
+        add_ratios(figures)
     return figures, {"worker_startup_s": statistics.median(startups), "worker_warnings": warnings}
+
+
+def add_ratios(figures: dict[str, Figure]) -> None:
+    """This round's ratios, once every figure has this round's value."""
+    for figure in figures.values():
+        if figure.baseline is not None:
+            figure.ratios.append(figure.values[-1] / figures[figure.baseline].values[-1])
+        if figure.peer is not None:
+            figure.peer_ratios.append(figure.values[-1] / figures[figure.peer].values[-1])
+
+
+def run_redis(settings: Settings, progress: Callable[[str], None]) -> tuple[dict[str, Figure], dict[str, Any]]:
+    with_peer = huey_available()
+    figures = new_figures("redis", with_peer=with_peer)
+    startups: list[float] = []
+    warnings = 0
+    huey_warnings = 0
+
+    def record(key: str, value: float) -> None:
+        figures[key].values.append(value)
+
+    with scratch_dir(settings.scratch) as directory:
+        (directory / "redis").mkdir()
+        server = RedisServer(directory / "redis").start()
+        try:
+            extras: dict[str, Any] = {"redis_server": server.version(), "redis_port": server.port,
+                                      "huey": huey_version() if with_peer else None}
+            for number in range(1, settings.rounds + 1):
+                progress(f"round {number}/{settings.rounds}")
+                tag = f"r{number}"
+                for key, value in bench_redis_raw(server, settings.jobs).items():
+                    record(key, value)
+                record("enqueue_one", bench_enqueue_one(server.url(f"{tag}-one"), settings.jobs))
+                record("enqueue_bulk", bench_enqueue_bulk(server.url(f"{tag}-bulk"), settings.jobs))
+                server.flush()
+                processed = bench_process(server.url(f"{tag}-process"), directory / "worker.log", settings.jobs)
+                record("process", processed.jobs_per_s)
+                record("worker_rss", processed.peak_rss_mib)
+                startups.append(processed.startup_s)
+                warnings += processed.warnings
+                server.flush()
+                counted = bench_process_incr(server, f"{tag}-incr", directory / "incr-worker.log", settings.jobs)
+                record("process_incr", counted.jobs_per_s)
+                warnings += counted.warnings
+                server.flush()
+                p50, p99 = bench_latency(server.url(f"{tag}-latency"), directory / "latency-worker.log",
+                                         settings.latency_jobs)
+                record("latency_p50", p50)
+                record("latency_p99", p99)
+                server.flush()
+                if with_peer:
+                    record("huey_enqueue_one", bench_huey_enqueue_one(server, f"{tag}_one", settings.jobs))
+                    server.flush()
+                    peer = bench_huey_process(server, f"{tag}_process", directory / "huey.log", settings.jobs)
+                    record("huey_process", peer.jobs_per_s)
+                    record("huey_rss", peer.peak_rss_mib)
+                    huey_warnings += peer.warnings
+                    server.flush()
+                    p50, p99 = bench_huey_latency(server, f"{tag}_latency", directory / "huey-latency.log",
+                                                  settings.latency_jobs)
+                    record("huey_latency_p50", p50)
+                    record("huey_latency_p99", p99)
+                    server.flush()
+                add_ratios(figures)
+        finally:
+            server.stop()
+    extras.update({"worker_startup_s": statistics.median(startups), "worker_warnings": warnings,
+                   "huey_warnings": huey_warnings if with_peer else None})
+    return figures, extras
 
 
 def machine() -> dict[str, Any]:
@@ -393,71 +748,124 @@ def machine() -> dict[str, Any]:
             "platform": platform.platform()}
 
 
+def redis_py_versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        hiredis = f"hiredis {version('hiredis')}"
+    except PackageNotFoundError:
+        hiredis = "no hiredis"
+    return f"redis-py {version('redis')} + {hiredis}"
+
+
 def fmt(value: float, unit: str) -> str:
     if unit in {"ms", "MiB"}:
         return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
     return f"{value:,.0f}"
 
 
-def table_rows(figures: dict[str, Figure]) -> list[list[str]]:
+def spread(values: list[float], unit: str | None = None) -> str:
+    if unit is None:
+        return f"{min(values):.2f} - {max(values):.2f}"
+    return f"{fmt(min(values), unit)} - {fmt(max(values), unit)}"
+
+
+def table_rows(figures: dict[str, Figure], *, peer_columns: bool = False) -> list[list[str]]:
     rows = []
     for figure in figures.values():
-        spread = f"{fmt(min(figure.values), figure.unit)} - {fmt(max(figure.values), figure.unit)}"
         if figure.baseline is not None:
             ratio = f"{statistics.median(figure.ratios):.2f}x"
-            ratio_spread = f"{min(figure.ratios):.2f} - {max(figure.ratios):.2f}"
-            against = figures[figure.baseline].label.removeprefix("baseline: raw sqlite3 ")
+            ratio_spread = spread(figure.ratios)
+            against = figures[figure.baseline].label
+            for prefix in BASELINE_PREFIXES:
+                against = against.removeprefix(prefix)
         else:
             ratio = ratio_spread = against = ""
-        rows.append([figure.label, fmt(figure.median, figure.unit), spread, figure.unit, ratio, ratio_spread,
-                     against])
+        row = [figure.label, fmt(figure.median, figure.unit), spread(figure.values, figure.unit), figure.unit, ratio,
+               ratio_spread, against]
+        if peer_columns:
+            if figure.peer is not None:
+                row += [f"{statistics.median(figure.peer_ratios):.2f}x", spread(figure.peer_ratios)]
+            else:
+                row += ["", ""]
+        rows.append(row)
     return rows
 
 
 HEADERS = ["figure", "median", "min - max", "unit", "ratio", "ratio min - max", "ratio against"]
+PEER_HEADERS = ["vs huey", "vs huey min - max"]
+
+
+def report_notes(figures: dict[str, Figure], info: dict[str, Any], settings: Settings,
+                 extras: dict[str, Any]) -> list[str]:
+    if settings.engine == "sqlite":
+        return [
+            f"machine: {info['cpus']} CPUs ({info['cpu_model'] or 'unknown model'}), "
+            f"{info['implementation']} {info['python']}, SQLite {info['sqlite']}, {info['platform']}",
+            "median of rounds (min - max); ratio = conveyor / raw sqlite3 baseline in the same round",
+            f"worker start-up, Popen to first claim (not counted above): {extras['worker_startup_s']:.2f}s; "
+            f"WARNING lines in the throughput workers' logs: {extras['worker_warnings']}",
+        ]
+    with_peer = "huey_process" in figures
+    notes = [
+        f"machine: {info['cpus']} CPUs ({info['cpu_model'] or 'unknown model'}), "
+        f"{info['implementation']} {info['python']}, redis-server {extras['redis_server']} on loopback "
+        f"(--save '' --appendonly no), {redis_py_versions()}"
+        + (f", Huey {extras['huey']}" if with_peer else "") + f", {info['platform']}",
+        "median of rounds (min - max); ratio = figure / raw redis-py baseline in the same round"
+        + ("; vs huey = conveyor / Huey in the same round (for latency and RSS, below 1 is better)"
+           if with_peer else ""),
+        "completion: the no-op row is timed by conveyor's store (first started_at to last finished_at); "
+        "the '1 INCR/job' rows (conveyor and Huey alike) by the jobs: each does one Redis INCR, the one "
+        "taking the counter to 1 records its start, the one taking it to N its finish",
+        f"worker start-up, Popen to first claim (not counted above): {extras['worker_startup_s']:.2f}s; "
+        f"WARNING lines in the throughput workers' logs: {extras['worker_warnings']}"
+        + (f"; in Huey's: {extras['huey_warnings']}" if with_peer else ""),
+    ]
+    if not with_peer:
+        notes.append("peer rows skipped: huey is not importable (pip install 'conveyor[bench]' or pip install huey)")
+    return notes
 
 
 def print_report(figures: dict[str, Figure], info: dict[str, Any], settings: Settings,
                  extras: dict[str, Any], *, plain: bool = False) -> None:
     title = (f"conveyor {settings.engine} benchmark: {settings.jobs:,} jobs, {settings.rounds} round(s), "
              f"{settings.latency_jobs} latency jobs")
-    notes = [
-        f"machine: {info['cpus']} CPUs ({info['cpu_model'] or 'unknown model'}), "
-        f"{info['implementation']} {info['python']}, SQLite {info['sqlite']}, {info['platform']}",
-        "median of rounds (min - max); ratio = conveyor / raw sqlite3 baseline in the same round",
-        f"worker start-up, Popen to first claim (not counted above): {extras['worker_startup_s']:.2f}s; "
-        f"WARNING lines in the throughput workers' logs: {extras['worker_warnings']}",
-    ]
-    rows = table_rows(figures)
+    notes = report_notes(figures, info, settings, extras)
+    peer_columns = any(figure.peer is not None for figure in figures.values())
+    headers = HEADERS + PEER_HEADERS if peer_columns else HEADERS
+    right = {index for index in range(1, len(headers)) if index != 6}  # all but the labels
+    rows = table_rows(figures, peer_columns=peer_columns)
     try:
         if plain:
             raise ImportError("plain output asked for")
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
         print(title)
-        print("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=True)).rstrip())
+        print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
         for row in rows:
-            print("  ".join(c.rjust(w) if 0 < i < 6 else c.ljust(w)
+            print("  ".join(c.rjust(w) if i in right else c.ljust(w)
                             for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip())
         for line in notes:
             print(line)
         return
     table = Table(title=title, title_justify="left")
-    for index, header in enumerate(HEADERS):
-        table.add_column(header, justify="right" if 0 < index < 6 else "left", no_wrap=True)
+    for index, header in enumerate(headers):
+        table.add_column(header, justify="right" if index in right else "left", no_wrap=True)
     for row in rows:
         table.add_row(*row)
-    console = Console(width=max(150, shutil.get_terminal_size().columns))
+    console = Console(width=max(150 if not peer_columns else 190, shutil.get_terminal_size().columns))
     console.print(table)
     for line in notes:
-        console.print(line, highlight=False, soft_wrap=True)
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--engine", choices=["sqlite"], default="sqlite", help="store to benchmark")
+    parser.add_argument("--engine", choices=["sqlite", "redis", "all"], default="sqlite",
+                        help="store to benchmark (all: sqlite, then redis)")
     parser.add_argument("--jobs", type=int, default=None, help="jobs per throughput measurement (default 10000)")
     parser.add_argument("--rounds", type=int, default=None, help="runs per figure; the median is shown (default 3)")
     parser.add_argument("--latency-jobs", type=int, default=None, help="jobs sent for the latency figures "
@@ -481,19 +889,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = Settings(engine=args.engine, jobs=args.jobs, rounds=args.rounds, latency_jobs=args.latency_jobs,
-                        quick=args.quick, scratch=args.dir)
+    engines = ["sqlite", "redis"] if args.engine == "all" else [args.engine]
     info = machine()
     started = datetime.now(UTC)
-    figures, extras = run(settings, lambda message: print(message, file=sys.stderr, flush=True))
-    print_report(figures, info, settings, extras, plain=args.plain)
+    results: dict[str, dict[str, Any]] = {}
+    for engine in engines:
+        settings = Settings(engine=engine, jobs=args.jobs, rounds=args.rounds, latency_jobs=args.latency_jobs,
+                            quick=args.quick, scratch=args.dir)
+        prefix = f"{engine}: " if len(engines) > 1 else ""
+        figures, extras = run(settings, lambda message, p=prefix: print(p + message, file=sys.stderr, flush=True))
+        print_report(figures, info, settings, extras, plain=args.plain)
+        worker = {"concurrency": WORKER_CONCURRENCY, "pool": "thread"}
+        results[engine] = {"settings": vars(settings), "worker": worker, "extras": extras,
+                           "figures": {key: figure.to_json() for key, figure in figures.items()}}
     json_path: Path = args.json_path or RESULTS_DIR / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps({
-        "started": started.isoformat(timespec="seconds"), "settings": vars(settings), "machine": info,
-        "worker": {"concurrency": WORKER_CONCURRENCY, "pool": "thread"}, "extras": extras,
-        "figures": {key: figure.to_json() for key, figure in figures.items()},
-    }, indent=2) + "\n")
+    document: dict[str, Any] = {"started": started.isoformat(timespec="seconds"), "machine": info}
+    if len(engines) == 1:  # one engine: the layout of the SQLite-only versions of this file
+        only = results[engines[0]]
+        document.update({"settings": only["settings"], "machine": info, "worker": only["worker"],
+                         "extras": only["extras"], "figures": only["figures"]})
+    else:
+        document["engines"] = results
+    json_path.write_text(json.dumps(document, indent=2) + "\n")
     print(f"results written to {json_path}")
     return 0
 

@@ -1,12 +1,16 @@
 """The benchmark script keeps working: `benchmarks/bench.py --quick` runs to the end and prints
-every row. It asserts nothing about speed; the figures belong in benchmarks/README.md."""
+every row, for SQLite and for Redis (on a redis-server of its own, stopped afterwards). It
+asserts nothing about speed; the figures belong in benchmarks/README.md."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,21 +27,58 @@ ROW_LABELS = [
     "baseline: raw sqlite3 claim+delete, 1 row/txn",
 ]
 
+REDIS_ROW_LABELS = [
+    *ROW_LABELS[:6],
+    "processed by 1 worker process (-c 8, 1 INCR/job)",
+    "baseline: raw redis-py LPUSH, 1 per round trip",
+    "baseline: raw redis-py RPOP, 1 per round trip",
+    "baseline: raw redis-py LPUSH, 100 per round trip",
+    "baseline: raw redis-py RPOP, 100 per round trip",
+]
+
+HUEY_ROW_LABELS = [
+    "peer: huey enqueue one at a time (task())",
+    "peer: huey processed by 1 consumer (-w 8 -k thread, 1 INCR/job)",
+    "peer: huey enqueue-to-start latency p50 (idle consumer)",
+    "peer: huey enqueue-to-start latency p99 (idle consumer)",
+]
+
+
+def run_quick(tmp_path: Path, *options: str) -> tuple[str, dict[str, Any]]:
+    results = tmp_path / "results.json"
+    command = [sys.executable, str(BENCH), "--quick", "--json", str(results), "--dir", str(tmp_path), *options]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=110)
+    assert done.returncode == 0, f"bench.py failed:\n{done.stdout}\n{done.stderr}"
+    assert "machine:" in done.stdout
+    assert [p.name for p in tmp_path.iterdir()] == [results.name], "scratch stores were left behind"
+    return done.stdout, json.loads(results.read_text())
+
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("style", ["rich", "plain"])
 def test_quick_benchmark_runs_and_prints_every_row(style: str, tmp_path: Path) -> None:
-    results = tmp_path / "results.json"
-    command = [sys.executable, str(BENCH), "--quick", "--json", str(results), "--dir", str(tmp_path)]
-    if style == "plain":
-        command.append("--plain")
-    done = subprocess.run(command, capture_output=True, text=True, timeout=110)
-
-    assert done.returncode == 0, f"bench.py failed:\n{done.stdout}\n{done.stderr}"
+    stdout, written = run_quick(tmp_path, *(["--plain"] if style == "plain" else []))
     for label in ROW_LABELS:
-        assert label in done.stdout, f"row {label!r} missing from:\n{done.stdout}"
-    assert "machine:" in done.stdout
-    written = json.loads(results.read_text())
-    assert set(written["figures"]) >= {"enqueue_one", "enqueue_bulk", "process", "latency_p50", "latency_p99",
-                                       "sqlite_insert", "sqlite_claim_delete"}
-    assert [p.name for p in tmp_path.iterdir()] == [results.name], "scratch stores were left behind"
+        assert label in stdout, f"row {label!r} missing from:\n{stdout}"
+    assert set(written["figures"]) >= {"enqueue_one", "enqueue_bulk", "process", "latency_p50",
+                                       "latency_p99", "sqlite_insert", "sqlite_claim_delete"}
+
+
+@pytest.mark.timeout(120)
+def test_quick_redis_benchmark_runs_on_its_own_server_and_stops_it(tmp_path: Path) -> None:
+    stdout, written = run_quick(tmp_path, "--engine", "redis", "--plain")
+    for label in REDIS_ROW_LABELS:
+        assert label in stdout, f"row {label!r} missing from:\n{stdout}"
+    figures = written["figures"]
+    assert set(figures) >= {"enqueue_one", "enqueue_bulk", "process", "process_incr", "latency_p50",
+                            "latency_p99", "redis_lpush", "redis_rpop", "redis_lpush_pipelined",
+                            "redis_rpop_pipelined"}
+    if importlib.util.find_spec("huey") is not None:
+        for label in HUEY_ROW_LABELS:
+            assert label in stdout, f"row {label!r} missing from:\n{stdout}"
+        assert "vs huey" in stdout
+    else:
+        assert "peer rows skipped: huey is not importable" in stdout
+    with socket.socket() as sock, pytest.raises(OSError):  # the benchmark's redis-server is gone
+        sock.settimeout(1)
+        sock.connect(("127.0.0.1", written["extras"]["redis_port"]))
