@@ -159,6 +159,19 @@ def test_finish_completed_stores_the_result(backend: Backend) -> None:
     assert record.lease_token is None
 
 
+def test_finish_and_fetch_records_outcomes_then_refills_the_slots(backend: Backend) -> None:
+    ids = [r.id for r in backend.enqueue([new_job() for _ in range(3)])]
+    [first] = fetch(backend, 1)
+    done = Finish(first.id, first.lease_token or "", JobState.COMPLETED, result="1")
+    stale = Finish("never-held", "token", JobState.COMPLETED, result="1")
+    applied, claimed = backend.finish_and_fetch([done, stale], ["default"], 2, worker_id="w1", lease_seconds=30)
+    assert applied == [True, False]
+    assert [r.id for r in claimed] == ids[1:] and {r.state for r in claimed} == {JobState.RUNNING}
+    stored = backend.get(first.id)
+    assert stored is not None and stored.state == JobState.COMPLETED and stored.result == "1"
+    assert backend.finish_and_fetch([], ["default"], 0, worker_id="w1", lease_seconds=30) == ([], [])
+
+
 def test_finish_is_refused_without_the_lease(backend: Backend) -> None:
     backend.enqueue([new_job()])
     [job] = fetch(backend)

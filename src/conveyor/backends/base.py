@@ -97,6 +97,12 @@ class Backend(Protocol):
         then enqueue order. Each claim counts an attempt and holds a lease of `lease_seconds`."""
         ...
 
+    def finish_and_fetch(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, *,
+                         worker_id: str, lease_seconds: float) -> tuple[list[bool], list[JobRecord]]:
+        """`finish(finishes)`, then `fetch(...)`, in one round trip: what a busy worker does each
+        time round, so it costs one round trip per batch of jobs instead of two."""
+        ...
+
     def heartbeat(self, leases: Sequence[Lease], lease_seconds: float) -> HeartbeatReply:
         """Extend the leases still held; report those lost and those cancelled meanwhile."""
         ...

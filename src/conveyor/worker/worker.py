@@ -17,7 +17,7 @@ from conveyor import logs
 from conveyor.app import Conveyor, JobEvent
 from conveyor.backends.base import Finish
 from conveyor.errors import ConfigurationError, ConveyorError
-from conveyor.job import JobState
+from conveyor.job import JobRecord, JobState
 from conveyor.options import check_queue
 from conveyor.signals import handle_stop_signals
 from conveyor.worker.execution import Attempt
@@ -95,13 +95,12 @@ class Worker:
         while not self.stopping.is_set():
             self.wake.clear()
             try:
-                self._record_finished()
+                if self._record_and_claim():
+                    backoff = 0.0
+                    continue
                 if self._finished_max_jobs():
                     return
                 capacity = self._capacity()
-                if capacity > 0 and self._claim(capacity):
-                    backoff = 0.0
-                    continue
                 if self.burst and not self.attempts:
                     logger.info("worker %s: queues are empty, leaving (--burst)", self.id)
                     return
@@ -115,8 +114,9 @@ class Worker:
                 logger.warning("worker %s: the store failed (%s); trying again in %.1fs", self.id, exc, backoff)
                 self.stopping.wait(backoff)
 
-    def _capacity(self) -> int:
-        capacity = self.concurrency + self.prefetch - len(self.attempts)
+    def _capacity(self, freed: int = 0) -> int:
+        """Jobs this worker can claim now; `freed` attempts are finished but not yet recorded."""
+        capacity = self.concurrency + self.prefetch - len(self.attempts) + freed
         if self.max_jobs is not None:
             capacity = min(capacity, self.max_jobs - self.fetched)
         return capacity
@@ -124,8 +124,40 @@ class Worker:
     def _finished_max_jobs(self) -> bool:
         return self.max_jobs is not None and self.fetched >= self.max_jobs and not self.attempts
 
-    def _claim(self, capacity: int) -> int:
-        records = self.app.backend.fetch(self.queues, capacity, worker_id=self.id, lease_seconds=self.lease_seconds)
+    def _record_and_claim(self) -> bool:
+        """Record the attempts that finished and claim jobs for every free slot, in one round trip
+        to the store; returns whether it claimed any."""
+        batch = self._take_finished()
+        capacity = self._capacity(freed=len(batch))
+        if not batch and capacity <= 0:
+            return False
+        try:
+            applied, records = self.app.backend.finish_and_fetch(
+                [finish for _, finish in batch], self.queues, max(capacity, 0), worker_id=self.id,
+                lease_seconds=self.lease_seconds)
+        except ConveyorError:
+            self._unreported = batch  # the store is away: report again next time round
+            raise
+        self._recorded(batch, applied)
+        self._start(records)
+        return bool(records)
+
+    def _take_finished(self) -> list[tuple[Attempt, Finish]]:
+        batch, self._unreported = self._unreported, []
+        while True:
+            try:
+                batch.append(self._done.get_nowait())
+            except queue.Empty:
+                return batch
+
+    def _recorded(self, batch: list[tuple[Attempt, Finish]], applied: list[bool]) -> None:
+        for (attempt, finish), ok in zip(batch, applied, strict=True):
+            with self._lock:
+                self.attempts.pop(attempt.record.id, None)
+            self.processed += 1
+            self._announce(attempt, finish, ok)
+
+    def _start(self, records: list[JobRecord]) -> None:
         for record in records:
             attempt = Attempt(record)
             with self._lock:
@@ -135,7 +167,6 @@ class Worker:
                               max_attempts=record.max_attempts, worker=self.id)
             self.app.emit(JobEvent("started", record))
             self.pool.submit(attempt)
-        return len(records)
 
     def _on_done(self, attempt: Attempt, finish: Finish) -> None:
         """Called on the pool's threads; the main loop records outcomes in batches."""
@@ -144,24 +175,16 @@ class Worker:
         self.wake.set()
 
     def _record_finished(self) -> None:
-        batch, self._unreported = self._unreported, []
-        while True:
-            try:
-                batch.append(self._done.get_nowait())
-            except queue.Empty:
-                break
+        """Record finished attempts without claiming more (while stopping)."""
+        batch = self._take_finished()
         if not batch:
             return
         try:
             applied = self.app.backend.finish([finish for _, finish in batch])
         except ConveyorError:
-            self._unreported = batch  # the store is away: report again next time round
+            self._unreported = batch
             raise
-        for (attempt, finish), ok in zip(batch, applied, strict=True):
-            with self._lock:
-                self.attempts.pop(attempt.record.id, None)
-            self.processed += 1
-            self._announce(attempt, finish, ok)
+        self._recorded(batch, applied)
 
     def _announce(self, attempt: Attempt, finish: Finish, applied: bool) -> None:
         record = attempt.record
@@ -175,13 +198,14 @@ class Worker:
         logs.state_change(record.id, record.task, record.queue, str(state), "running", attempt=record.attempts,
                           max_attempts=record.max_attempts, worker=self.id, error=error, duration_ms=duration,
                           delay=finish.delay if state in (JobState.SCHEDULED, JobState.QUEUED) else None)
-        if finish.release:
-            return
+        event = _EVENT_OF_STATE[finish.state]
+        if finish.release or not self.app.hooks[event]:
+            return  # nobody listens: do not decode the result for nothing
         result = None
         if finish.result is not None:
             from conveyor.serialization import decode_result
             result = decode_result(finish.result)
-        self.app.emit(JobEvent(_EVENT_OF_STATE[finish.state], record, result=result, error=error,
+        self.app.emit(JobEvent(event, record, result=result, error=error,
                                delay=finish.delay if finish.state == JobState.SCHEDULED else None))
 
     # -- the supervisor: leases, cancels, timeouts, rescue, pruning -------------------------

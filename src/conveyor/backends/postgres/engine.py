@@ -184,7 +184,7 @@ class PostgresBackend:
     def _run(self, body: Callable[[Cursor], T], *, transaction: bool = False) -> T:
         """Run `body` on a pooled connection (in one transaction if asked). A pooled connection that
         the server dropped meanwhile (a restart, pg_terminate_backend) fails before anything ran on it;
-        the pool discards it and the body runs once more on a fresh one."""
+        the pool then checks its idle connections, and the body runs once more on a fresh one."""
         for attempt in (1, 2):
             conn: psycopg.Connection[Any] | None = None
             try:
@@ -196,6 +196,7 @@ class PostgresBackend:
             except psycopg.OperationalError:
                 if attempt == 2 or conn is None or not conn.broken:
                     raise
+                self._pool.check()  # the server dropped this one; its idle siblings may be gone too
         raise AssertionError("unreachable")
 
     def _execute(self, statement: sql.Composed | str, params: Any = None) -> tuple[list[dict[str, Any]], int]:
@@ -286,22 +287,31 @@ class PostgresBackend:
 
     @translated
     def fetch(self, queues: Sequence[str], limit: int, *, worker_id: str, lease_seconds: float) -> list[JobRecord]:
-        if limit <= 0:
-            return []
+        return self.finish_and_fetch((), queues, limit, worker_id=worker_id, lease_seconds=lease_seconds)[1]
+
+    @translated
+    def finish_and_fetch(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, *,
+                         worker_id: str, lease_seconds: float) -> tuple[list[bool], list[JobRecord]]:
         queues = list(dict.fromkeys(queues))
-        self._local.seen = self._wake_listener().snapshot(queues)  # before the claim: see wait_for_work
-        params = {"queues": queues, "limit": limit, "token": secrets.token_hex(8), "worker_id": worker_id,
-                  "lease": float(lease_seconds)}
+        if limit > 0:
+            self._local.seen = self._wake_listener().snapshot(queues)  # before the claim: see wait_for_work
+        claim = {"queues": queues, "limit": limit, "token": secrets.token_hex(8), "worker_id": worker_id,
+                 "lease": float(lease_seconds)}
 
-        def body(cur: Cursor) -> list[dict[str, Any]]:
-            with cur.connection.pipeline():  # promote, then claim: two statements, one round trip
-                cur.execute(self._sql("promote"), {"queues": queues})
-                cur.execute(self._sql("fetch"), params)
-            return cur.fetchall()
+        def body(cur: Cursor) -> tuple[set[str], list[dict[str, Any]]]:
+            with cur.connection.cursor(row_factory=dict_row) as finished:
+                with cur.connection.pipeline():  # finish, promote, claim: sent together, one round trip
+                    if finishes:
+                        finished.execute(self._sql("finish"), self._finish_params(finishes))
+                    if limit > 0:
+                        cur.execute(self._sql("promote"), {"queues": queues})
+                        cur.execute(self._sql("fetch"), claim)
+                recorded = {row["id"] for row in finished.fetchall()} if finishes else set()
+            return recorded, cur.fetchall() if limit > 0 else []
 
-        records = [_record(row) for row in self._run(body)]
-        records.sort(key=lambda r: (-r.priority, r.run_at, r.enqueued_at))
-        return records
+        recorded, rows = self._run(body)
+        records = sorted((_record(row) for row in rows), key=lambda r: (-r.priority, r.run_at, r.enqueued_at))
+        return [f.job_id in recorded for f in finishes], records
 
     @translated
     def heartbeat(self, leases: Sequence[Lease], lease_seconds: float) -> HeartbeatReply:
@@ -316,9 +326,10 @@ class PostgresBackend:
 
     @translated
     def finish(self, finishes: Sequence[Finish]) -> list[bool]:
-        if not finishes:
-            return []
-        params = {
+        return self.finish_and_fetch(finishes, (), 0, worker_id="", lease_seconds=0)[0] if finishes else []
+
+    def _finish_params(self, finishes: Sequence[Finish]) -> dict[str, Any]:
+        return {
             "ids": [f.job_id for f in finishes], "tokens": [f.token for f in finishes],
             "states": [str(f.state) for f in finishes], "results": [f.result for f in finishes],
             "errors": [json.dumps(f.error.to_json()) if f.error else None for f in finishes],
@@ -327,8 +338,6 @@ class PostgresBackend:
                            for f in finishes],
             "cancelled_retention": self.retention.cancelled,
         }
-        recorded = {row["id"] for row in self._execute(self._sql("finish"), params)[0]}
-        return [f.job_id in recorded for f in finishes]
 
     @translated
     def set_progress(self, lease: Lease, progress: float, message: str | None) -> bool:

@@ -37,8 +37,8 @@ from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
 F = TypeVar("F", bound=Callable[..., Any])
 
 MIN_VERSION = (6, 2)
-SCRIPTS = ("enqueue", "fetch", "heartbeat", "finish", "set_progress", "rescue_expired", "cancel", "retry_now",
-           "prune", "purge", "acquire_lock", "release_lock", "schedule_states", "fire_schedule",
+SCRIPTS = ("enqueue", "heartbeat", "finish", "finish_and_fetch", "set_progress", "rescue_expired", "cancel",
+           "retry_now", "prune", "purge", "acquire_lock", "release_lock", "schedule_states", "fire_schedule",
            "set_schedule_paused")
 PRUNE_BATCH = 1000
 RESCUE_BATCH = 1000
@@ -228,16 +228,10 @@ class RedisBackend:
 
     # -- worker verbs -----------------------------------------------------------------------
 
-    @translated
     def fetch(self, queues: Sequence[str], limit: int, *, worker_id: str, lease_seconds: float) -> list[JobRecord]:
         if limit <= 0:
             return []
-        queues = list(dict.fromkeys(queues))
-        self._local.seen = self._wake_listener().snapshot(queues)  # before the claim: see wait_for_work
-        rows = self._run("fetch", queues, [limit, secrets.token_hex(8), worker_id, repr(float(lease_seconds))])
-        records = [_record(*row) for row in rows]
-        records.sort(key=lambda r: (-r.priority, r.run_at, r.enqueued_at))
-        return records
+        return self.finish_and_fetch((), queues, limit, worker_id=worker_id, lease_seconds=lease_seconds)[1]
 
     @translated
     def heartbeat(self, leases: Sequence[Lease], lease_seconds: float) -> HeartbeatReply:
@@ -253,15 +247,33 @@ class RedisBackend:
     def finish(self, finishes: Sequence[Finish]) -> list[bool]:
         if not finishes:
             return []
+        return [flag == 1 for flag in self._run("finish", self._retry_queues(finishes),
+                                                [repr(self.retention.cancelled), *self._outcome_args(finishes)])]
+
+    @translated
+    def finish_and_fetch(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, *,
+                         worker_id: str, lease_seconds: float) -> tuple[list[bool], list[JobRecord]]:
+        queues = list(dict.fromkeys(queues))
+        if limit > 0:
+            self._local.seen = self._wake_listener().snapshot(queues)  # before the claim: see wait_for_work
+        args = [max(limit, 0), secrets.token_hex(8), worker_id, repr(float(lease_seconds)),
+                repr(self.retention.cancelled), len(queues), *queues, *self._outcome_args(finishes)]
+        outcomes, rows = self._run("finish_and_fetch", [*queues, *self._retry_queues(finishes)], args)
+        records = sorted((_record(*row) for row in rows), key=lambda r: (-r.priority, r.run_at, r.enqueued_at))
+        return [flag == 1 for flag in outcomes], records
+
+    def _retry_queues(self, finishes: Sequence[Finish]) -> list[str]:
         # Only a job going back to wait needs its queue's keys: the common case costs one round trip.
-        queues = self._queues_of([f.job_id for f in finishes if f.state not in FINISHED_STATES])
-        args: list[Any] = [repr(self.retention.cancelled)]
+        return self._queues_of([f.job_id for f in finishes if f.state not in FINISHED_STATES])
+
+    def _outcome_args(self, finishes: Sequence[Finish]) -> list[str]:
+        args: list[str] = []
         for item in finishes:
             final = item.state in FINISHED_STATES
             args += [item.job_id, item.token, str(item.state), item.result or "",
                      json.dumps(item.error.to_json()) if item.error else "", repr(float(item.delay)),
                      "1" if item.release else "0", repr(self.retention.for_state(item.state)) if final else "0"]
-        return [flag == 1 for flag in self._run("finish", queues, args)]
+        return args
 
     def _queues_of(self, job_ids: Sequence[str]) -> list[str]:
         """The queues of stored jobs (a job never changes queue), for the keys a script needs."""

@@ -232,20 +232,30 @@ class SQLiteBackend:
     def fetch(self, queues: Sequence[str], limit: int, *, worker_id: str, lease_seconds: float) -> list[JobRecord]:
         if limit <= 0:
             return []
-        now = self.now()
         with self._write() as conn:
-            conn.execute(_sql("promote"), {"now": now})
-            paused = {row[0] for row in conn.execute("SELECT queue FROM conveyor_paused_queues")}
-            candidates = [tuple(row) for queue in dict.fromkeys(queues) if queue not in paused
-                          for row in conn.execute(_sql("fetch"), {"queue": queue, "limit": limit})]
-            if not candidates:
-                return []
-            # (seq, priority, run_at): best priority first, then due time, then enqueue order.
-            chosen = sorted(candidates, key=lambda c: (-c[1], c[2], c[0]))[:limit]
-            rows = conn.execute(_sql("claim"), {
-                "seqs": json.dumps([c[0] for c in chosen]), "token": secrets.token_hex(8),
-                "worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds,
-            }).fetchall()
+            return self._claim(conn, queues, limit, worker_id, lease_seconds)
+
+    def finish_and_fetch(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, *,
+                         worker_id: str, lease_seconds: float) -> tuple[list[bool], list[JobRecord]]:
+        with self._write() as conn:
+            applied = self._finish(conn, finishes)
+            return applied, self._claim(conn, queues, limit, worker_id, lease_seconds) if limit > 0 else []
+
+    def _claim(self, conn: sqlite3.Connection, queues: Sequence[str], limit: int, worker_id: str,
+               lease_seconds: float) -> list[JobRecord]:
+        now = self.now()
+        conn.execute(_sql("promote"), {"now": now})
+        paused = {row[0] for row in conn.execute("SELECT queue FROM conveyor_paused_queues")}
+        candidates = [tuple(row) for queue in dict.fromkeys(queues) if queue not in paused
+                      for row in conn.execute(_sql("fetch"), {"queue": queue, "limit": limit})]
+        if not candidates:
+            return []
+        # (seq, priority, run_at): best priority first, then due time, then enqueue order.
+        chosen = sorted(candidates, key=lambda c: (-c[1], c[2], c[0]))[:limit]
+        rows = conn.execute(_sql("claim"), {
+            "seqs": json.dumps([c[0] for c in chosen]), "token": secrets.token_hex(8),
+            "worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds,
+        }).fetchall()
         records = [_record(row) for row in rows]
         records.sort(key=lambda r: (-r.priority, r.run_at, r.enqueued_at))
         return records
@@ -265,20 +275,23 @@ class SQLiteBackend:
         )
 
     def finish(self, finishes: Sequence[Finish]) -> list[bool]:
+        with self._write() as conn:
+            return self._finish(conn, finishes)
+
+    def _finish(self, conn: sqlite3.Connection, finishes: Sequence[Finish]) -> list[bool]:
         now = self.now()
         applied: list[bool] = []
-        with self._write() as conn:
-            for item in finishes:
-                final = item.state in FINISHED_STATES
-                cursor = conn.execute(_sql("finish"), {
-                    "id": item.job_id, "token": item.token, "state": str(item.state),
-                    "result": item.result,
-                    "error": json.dumps(item.error.to_json()) if item.error else None,
-                    "now": now, "delay": item.delay, "release": int(item.release),
-                    "expires_at": now + self.retention.for_state(item.state) if final else None,
-                    "cancelled_expires_at": now + self.retention.cancelled,
-                })
-                applied.append(cursor.rowcount == 1)
+        for item in finishes:
+            final = item.state in FINISHED_STATES
+            cursor = conn.execute(_sql("finish"), {
+                "id": item.job_id, "token": item.token, "state": str(item.state),
+                "result": item.result,
+                "error": json.dumps(item.error.to_json()) if item.error else None,
+                "now": now, "delay": item.delay, "release": int(item.release),
+                "expires_at": now + self.retention.for_state(item.state) if final else None,
+                "cancelled_expires_at": now + self.retention.cancelled,
+            })
+            applied.append(cursor.rowcount == 1)
         return applied
 
     def set_progress(self, lease: Lease, progress: float, message: str | None) -> bool:

@@ -152,4 +152,75 @@ local function delete(job)
   redis.call('ZREM', K_INDEX, job.id)
 end
 
+-- Claim up to `limit` jobs from `queues` (names whose keys were passed): highest priority first,
+-- then due time, then enqueue order; due scheduled jobs of those queues are queued first.
+-- Returns per claimed job {job JSON, payload, result, errors}, now running with the attempt counted.
+local function claim(queues, limit, token, worker, lease, t)
+  local candidates = {}
+  for _, queue in ipairs(queues) do
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', key_of(SCHEDULED_KEY, queue), '-inf', t, 'LIMIT', 0, 1000)) do
+      local job = load(id)
+      leave(job)
+      enter(job, 'queued')
+    end
+    if redis.call('SISMEMBER', K_PAUSED, queue) == 0 then
+      local rows = redis.call('ZRANGE', key_of(QUEUED_KEY, queue), 0, limit - 1, 'WITHSCORES')
+      for i = 1, #rows, 2 do candidates[#candidates + 1] = {tonumber(rows[i + 1]), rows[i]} end
+    end
+  end
+  table.sort(candidates, function(a, b)
+    if a[1] ~= b[1] then return a[1] < b[1] end
+    return a[2] < b[2]
+  end)
+  local out = {}
+  for i = 1, math.min(limit, #candidates) do
+    local job = load(string.sub(candidates[i][2], MEMBER_ID_AT))
+    leave(job)
+    job.attempts = job.attempts + 1
+    job.lease_token, job.worker_id = token, worker
+    job.started_at, job.lease_expires_at = num(t), num(t + lease)
+    enter(job, 'running')
+    out[#out + 1] = reply(job)
+  end
+  return out
+end
+
+-- Record attempts' outcomes, 8 values each in ARGV[first..last]: job id, lease token, target state
+-- (completed|failed|cancelled|scheduled|queued), result JSON ('' = none), error JSON ('' = none),
+-- delay seconds (retries), release (1 = handed back unstarted: the attempt is not counted),
+-- retention seconds (finished states). Returns per outcome 1 if recorded, 0 if the lease was gone.
+-- A job whose cancel was requested while it ran is never retried or handed back: it ends cancelled.
+local function record_outcomes(first, last, cancelled_ttl, t)
+  local out = {}
+  for b = first, last, 8 do
+    local id, token, target = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+    local job = load(id)
+    if not job or job.state ~= 'running' or job.lease_token ~= token then
+      out[#out + 1] = 0
+    else
+      leave(job)
+      if ARGV[b + 3] ~= '' then redis.call('HSET', K_RESULTS, id, ARGV[b + 3]) else redis.call('HDEL', K_RESULTS, id) end
+      if ARGV[b + 4] ~= '' then append_error(id, ARGV[b + 4]) end
+      clear_lease(job)
+      if ARGV[b + 6] == '1' then job.attempts = job.attempts - 1 end
+      local waits = target == 'scheduled' or target == 'queued'
+      if waits and job.cancel_requested then
+        target = 'cancelled'
+        finish_at(job, t, cancelled_ttl)
+        job.cancel_requested = nil
+      elseif waits then
+        local delay = tonumber(ARGV[b + 5])
+        job.run_at = num(t + delay)
+        if delay <= 0 then target = 'queued' end
+      else
+        finish_at(job, t, tonumber(ARGV[b + 7]))
+        job.cancel_requested = nil
+      end
+      enter(job, target)
+      out[#out + 1] = 1
+    end
+  end
+  return out
+end
+
 -- end of lib

@@ -1,0 +1,15 @@
+-- finish_and_fetch: record outcomes, then claim, in one call: what a busy worker does each time round.
+-- KEYS: the common layout, with the sets of the queues fetched and of the finished jobs' queues.
+-- ARGV: the common header (all those queues), limit, lease token, worker id, lease seconds, cancelled
+--       retention seconds, the number n of queues to fetch from, their n names, then 8 values per
+--       outcome (see record_outcomes in lib.lua).
+-- returns: {outcomes (1|0 each), claimed jobs ({job JSON, payload, result, errors} each)}.
+-- guarantee: atomic: the outcomes are recorded and the slots they free refilled in one step.
+local t = now()
+local fetch_count = tonumber(arg(6))
+local fetch_queues = {}
+for i = 1, fetch_count do fetch_queues[i] = arg(6 + i) end
+local outcomes = record_outcomes(ARGS_AT + 6 + fetch_count, #ARGV, tonumber(arg(5)), t)
+local claimed = {}
+if tonumber(arg(1)) > 0 then claimed = claim(fetch_queues, tonumber(arg(1)), arg(2), arg(3), tonumber(arg(4)), t) end
+return {outcomes, claimed}
