@@ -1,5 +1,6 @@
-"""The `conveyor` command. The store and app options (--url, --app), and every option of `worker`,
-`scheduler` and logging, can also be set as CONVEYOR_* environment variables (see docs/cli.md).
+"""The `conveyor` command. Every option can also come from the environment: the common ones under
+short names (CONVEYOR_URL, CONVEYOR_APP, CONVEYOR_CONCURRENCY, ...), every other one as
+CONVEYOR_<COMMAND>_<OPTION>, e.g. CONVEYOR_JOBS_LIST_LIMIT (see docs/cli.md).
 
 Exit codes: 0 success; 1 an error conveyor reports in one line (bad store, bad input);
 2 a usage error (unknown option, missing argument); 3 a job, task or schedule that does not exist;
@@ -76,7 +77,8 @@ def log_options(fn: F) -> F:
                         envvar="CONVEYOR_LOG_FORMAT")(fn)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "CONVEYOR",
+                                "show_default": True})
 @click.version_option(package_name="conveyor")
 def main() -> None:
     """conveyor: background jobs and scheduled tasks."""

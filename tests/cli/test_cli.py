@@ -56,6 +56,10 @@ def test_every_option_can_come_from_the_environment(url: str) -> None:
                       url=url)
     assert result.returncode == 0, result.stderr
     assert json.loads(conveyor("jobs", "show", job_id, "--json", url=url).stdout)["state"] == "completed"
+    # flags without a short name read CONVEYOR_<COMMAND>_<FLAG>
+    conveyor("enqueue", "add", "--args", "[2, 2]", env={"CONVEYOR_APP": APP}, url=url)
+    listed = conveyor("jobs", "list", env={"CONVEYOR_JOBS_LIST_LIMIT": "1", "CONVEYOR_JOBS_LIST_AS_JSON": "1"}, url=url)
+    assert len(json.loads(listed.stdout)) == 1
 
 
 def test_cancel_retry_pause_and_purge(url: str) -> None:
