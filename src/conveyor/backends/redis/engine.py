@@ -220,8 +220,13 @@ class RedisBackend:
 
     @staticmethod
     def _enqueued(job: NewJob, row: list[Any]) -> JobRecord:
-        if row[0] == 1:
-            return _record(row[1], job.payload)
+        if row[0] == 1:  # made now: the script sends only its clock, the rest is what we sent
+            now = float(row[1])
+            run_at = job.run_at if job.run_at is not None else now + float(job.delay)
+            return JobRecord(id=job.id, task=job.task, queue=job.queue, priority=job.priority,
+                             state=JobState.SCHEDULED if run_at > now else JobState.QUEUED, payload=job.payload,
+                             run_at=run_at, enqueued_at=now, attempts=0, max_attempts=job.max_attempts,
+                             timeout=job.timeout)
         record = _record(*row[1:])
         record.created = False
         return record
@@ -419,7 +424,7 @@ class RedisBackend:
         if not reply:
             return None
         jobs = {job.id: job for _, job in ticks}
-        return [self._enqueued(jobs[json.loads(row[1])["id"]], row) for row in reply[1:]]
+        return [self._enqueued(jobs[row[2] if row[0] == 1 else json.loads(row[1])["id"]], row) for row in reply[1:]]
 
     @translated
     def set_schedule_paused(self, name: str, paused: bool, now: float) -> ScheduleState:

@@ -130,7 +130,8 @@ end
 
 -- A batch of new jobs, 9 arguments each, from arg(first) to arg(last): id, task, queue, priority,
 -- payload, delay, run_at ('' = now + delay), max_attempts, timeout ('' = none).
--- Returns per job {1, job JSON} when made now, or {0, job JSON, payload, result, errors} when the id was taken.
+-- Returns per job {1, enqueue time, id} when made now (the engine knows the rest), or
+-- {0, job JSON, payload, result, errors} when the id was taken.
 local JOB_ARGS = 9
 local function insert_batch(first, last, t)
   local out = {}
@@ -138,7 +139,7 @@ local function insert_batch(first, last, t)
     local run_at = ARGV[b + 6] ~= '' and tonumber(ARGV[b + 6]) or t + tonumber(ARGV[b + 5])
     local job, created = insert(ARGV[b], ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3]), ARGV[b + 4], run_at,
                                 tonumber(ARGV[b + 7]), ARGV[b + 8], t)
-    if created then out[#out + 1] = {1, cjson.encode(job)}
+    if created then out[#out + 1] = {1, job.enqueued_at, job.id}
     else
       local stored = reply(job)
       out[#out + 1] = {0, stored[1], stored[2], stored[3], stored[4]}
