@@ -19,6 +19,7 @@ from conveyor.errors import (
     ScheduleNotFound,
     SerializationError,
     UnknownTask,
+    WorkerCrashed,
 )
 from conveyor.handle import Job
 from conveyor.job import JobState
@@ -32,5 +33,5 @@ __all__ = [
     "JobCancelled", "JobCancelledError", "JobContext", "JobEvent", "JobFailed", "JobNotFound", "JobState", "JobTimeout",
     "NoCurrentJob", "PayloadTooLarge", "ResultTimeout", "Retry", "RetryPolicy", "ScheduleNotFound",
     "SerializationError",
-    "Task", "UnknownTask", "current_job",
+    "Task", "UnknownTask", "WorkerCrashed", "current_job",
 ]

@@ -52,6 +52,11 @@ class JobCancelledError(ConveyorError):
     (it is stored on the job; tasks see `current_job().cancel_requested` instead)."""
 
 
+class WorkerCrashed(ConveyorError):
+    """The error recorded when the process running a job died (a crash, os._exit, a signal)
+    before reporting its outcome."""
+
+
 class ResultTimeout(ConveyorError, TimeoutError):
     """`job.result(timeout=...)` gave up before the job finished."""
 

@@ -14,14 +14,16 @@ from typing import Any
 from conveyor.app import Conveyor, JobEvent
 from conveyor.backends.base import Finish, Lease
 from conveyor.context import JobContext, enter_job, leave_job
-from conveyor.errors import ConveyorError, JobCancelledError, JobTimeout, Retry, SerializationError, UnknownTask
+from conveyor.errors import (
+    JobCancelledError,
+    JobTimeout,
+    Retry,
+    SerializationError,
+    UnknownTask,
+)
 from conveyor.job import AttemptError, JobRecord, JobState
 from conveyor.serialization import decode_payload, encode_result
 from conveyor.task import Task
-
-
-class WorkerCrashed(ConveyorError):
-    """The process running the job died (a crash, os._exit, a signal) before reporting."""
 
 
 @dataclass

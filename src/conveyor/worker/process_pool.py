@@ -16,8 +16,8 @@ from multiprocessing.process import BaseProcess
 
 from conveyor.app import Conveyor
 from conveyor.backends.base import Finish
-from conveyor.errors import ConfigurationError, JobTimeout
-from conveyor.worker.execution import Attempt, WorkerCrashed, classify, run_sync
+from conveyor.errors import ConfigurationError, JobTimeout, WorkerCrashed
+from conveyor.worker.execution import Attempt, classify, run_sync
 from conveyor.worker.pools import OnDone
 
 _CHECK_INTERVAL = 0.05  # how often a slot looks for a cancel while its child runs
