@@ -1,13 +1,15 @@
 #!/usr/bin/env python
-"""Throughput and latency of conveyor on the SQLite and Redis engines, next to raw baselines and a peer.
+"""Throughput and latency of conveyor on the SQLite, Redis and PostgreSQL engines, next to raw baselines and peers.
 
-    python benchmarks/bench.py [--engine sqlite|redis|all] [--jobs N] [--rounds 3] [--latency-jobs 300] [--quick]
+    python benchmarks/bench.py [--engine sqlite|redis|postgres|all] [--jobs N] [--rounds 3] [--latency-jobs 300]
+                               [--quick]
 
 Each figure is the median of `--rounds` runs, with the min-max range. The raw loops (sqlite3 on the
-same disk; redis-py + hiredis on the same redis-server) and, for Redis, the peer (Huey) run in the
-same rounds, so the ratio columns compare like with like even when the machine is noisy. The
-Redis run starts its own redis-server on a free loopback port with a private directory and stops
-that process at the end. See benchmarks/README.md for what every row measures.
+same disk; redis-py + hiredis on the same redis-server; psycopg 3 on the same PostgreSQL server)
+and, for Redis and PostgreSQL, the peer (Huey; procrastinate) run in the same rounds, so the ratio
+columns compare like with like even when the machine is noisy. The Redis and PostgreSQL runs start
+their own server on a free loopback port with a private directory and stop exactly that process at
+the end. See benchmarks/README.md for what every row measures.
 
 This file is also the module the worker processes import (`bench:app`): the worker side reads
 the store's URL from $CONVEYOR_URL, which the benchmark sets for every worker it starts.
@@ -28,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -149,14 +152,35 @@ REDIS_ROWS: list[Row] = [
     ("redis_rpop_pipelined", f"baseline: raw redis-py RPOP, {PIPELINE} per round trip", "ops/s", None, None),
 ]
 
-BASELINE_PREFIXES = ("baseline: raw sqlite3 ", "baseline: raw redis-py ", "peer: huey ")
+POSTGRES_ROWS: list[Row] = [
+    ("enqueue_one", "enqueue one at a time (task.delay)", "jobs/s", "pg_insert", "procrastinate_enqueue_one"),
+    ("enqueue_bulk", "enqueue in bulk (task.map)", "jobs/s", "pg_insert", None),
+    ("process", "processed by 1 worker process (-c 8, no-op)", "jobs/s", "pg_claim_delete", "procrastinate_process"),
+    ("worker_rss", "worker peak RSS (VmHWM)", "MiB", None, "procrastinate_rss"),
+    ("latency_p50", "enqueue-to-start latency p50 (idle worker)", "ms", None, "procrastinate_latency_p50"),
+    ("latency_p99", "enqueue-to-start latency p99 (idle worker)", "ms", None, "procrastinate_latency_p99"),
+    ("procrastinate_enqueue_one", "peer: procrastinate enqueue one at a time (defer)", "jobs/s", "pg_insert", None),
+    ("procrastinate_process", "peer: procrastinate processed by 1 worker (-c 8, async no-op)", "jobs/s",
+     "pg_claim_delete", None),
+    ("procrastinate_rss", "peer: procrastinate worker peak RSS (VmHWM)", "MiB", None, None),
+    ("procrastinate_latency_p50", "peer: procrastinate enqueue-to-start latency p50 (idle worker)", "ms", None, None),
+    ("procrastinate_latency_p99", "peer: procrastinate enqueue-to-start latency p99 (idle worker)", "ms", None, None),
+    ("pg_insert", "baseline: raw psycopg INSERT, 1 row per round trip", "rows/s", None, None),
+    ("pg_claim_delete", "baseline: raw psycopg claim (DELETE ... SKIP LOCKED), 1 row per round trip", "rows/s",
+     None, None),
+]
+
+ENGINE_ROWS = {"sqlite": SQLITE_ROWS, "redis": REDIS_ROWS, "postgres": POSTGRES_ROWS}
+PEERS = {"redis": "huey", "postgres": "procrastinate"}  # the peer each engine's rows are quoted against
+BASELINE_PREFIXES = ("baseline: raw sqlite3 ", "baseline: raw redis-py ", "baseline: raw psycopg ", "peer: huey ",
+                     "peer: procrastinate ")
 
 
 def new_figures(engine: str = "sqlite", *, with_peer: bool = False) -> dict[str, Figure]:
-    rows = SQLITE_ROWS if engine == "sqlite" else REDIS_ROWS
+    rows = ENGINE_ROWS[engine]
     if not with_peer:
         rows = [(key, label, unit, baseline, None) for key, label, unit, baseline, _ in rows
-                if not key.startswith("huey_")]
+                if not key.startswith(("huey_", "procrastinate_"))]
     return {key: Figure(key, label, unit, baseline=baseline, peer=peer) for key, label, unit, baseline, peer in rows}
 
 
@@ -300,12 +324,16 @@ class ProcessRun:
     warnings: int  # WARNING lines the worker logged while draining (there should be none)
 
 
-def bench_process(url: str, log_path: Path, jobs: int) -> ProcessRun:
+def bench_process(url: str, log_path: Path, jobs: int, *, before_worker: Callable[[], object] | None = None
+                  ) -> ProcessRun:
     """N no-op jobs waiting, then one worker: jobs / (last finish - first claim), from the store's
-    own timestamps, so neither the worker's start-up nor the producer's polling rate counts."""
+    own timestamps, so neither the worker's start-up nor the producer's polling rate counts.
+    `before_worker` runs once the jobs are in (PostgreSQL: ANALYZE the backlog)."""
     producer, tasks = open_app(url)
     try:
         tasks.noop.map([()] * jobs)
+        if before_worker is not None:
+            before_worker()
         with WorkerProcess(url, log_path) as worker:
             wait_until(lambda: completed(producer) >= jobs, worker, timeout=max(120.0, jobs / 20),
                        what=f"{jobs} jobs to complete")
@@ -623,6 +651,302 @@ def bench_huey_latency(server: RedisServer, name: str, log_path: Path, count: in
         peer.huey.storage.pool.disconnect()
 
 
+# -- PostgreSQL: the server, the raw loops, the peer ----------------------------------------------
+
+
+def postgres_bindir() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql): no /usr/lib/postgresql/*/bin")
+    return found[-1].parent
+
+
+POSTGRES_USER = "conveyor"  # the cluster's superuser (initdb -U), trust authentication on loopback
+POSTGRES_DB = "bench"  # conveyor's schemas and the raw loops' tables
+POSTGRES_SETTINGS = {"fsync": "off", "full_page_writes": "off"}  # a benchmark's server: see postgres_notes
+
+
+def _raise_system_exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of the benchmark's own: `initdb` into a private directory, a free
+    loopback port, trust authentication for the `conveyor` role, fsync off. As root it runs as
+    the `postgres` system user (the server refuses to run as root), so its directory is handed
+    to that user. `stop` ends exactly the postmaster `start` began; `remove` also deletes the directory."""
+
+    def __init__(self, parent: Path) -> None:
+        self.bindir = postgres_bindir()
+        self.user = "postgres" if os.geteuid() == 0 else None
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self.moved = False  # True when `parent` was out of the postgres user's reach
+        self.directory = self._private_dir(parent)
+        self.data = self.directory / "data"
+        self.log_path = self.directory / "postgres.log"
+
+    def _private_dir(self, parent: Path) -> Path:
+        directory = Path(tempfile.mkdtemp(prefix="conveyor-bench-pg-", dir=parent))
+        if self.user is None:
+            return directory
+        shutil.chown(directory, self.user, self.user)
+        if subprocess.run(["test", "-w", str(directory)], user=self.user).returncode == 0:
+            return directory
+        # A parent the postgres user cannot traverse (pytest's tmp_path is 0700): the system temp dir.
+        shutil.rmtree(directory, ignore_errors=True)
+        self.moved = True
+        directory = Path(tempfile.mkdtemp(prefix="conveyor-bench-pg-"))
+        shutil.chown(directory, self.user, self.user)
+        return directory
+
+    def url(self, database: str = POSTGRES_DB, schema: str | None = None) -> str:
+        return (f"postgresql://{POSTGRES_USER}@127.0.0.1:{self.port}/{database}"
+                + (f"?schema={schema}" if schema else ""))
+
+    def start(self) -> PostgresServer:
+        import psycopg
+
+        try:
+            subprocess.run([str(self.bindir / "initdb"), "-D", str(self.data), "-U", POSTGRES_USER, "--auth=trust",
+                            "--no-sync", "-E", "UTF8"], check=True, capture_output=True, user=self.user)
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(f"initdb failed: {exc.stderr.decode(errors='replace')[-2000:]}") from None
+        settings = [f"{name}={value}" for name, value in POSTGRES_SETTINGS.items()]
+        for _attempt in range(3):  # a free port can be taken by someone else before the server binds it
+            self.port = free_port()
+            with self.log_path.open("ab") as log:
+                self.process = subprocess.Popen(
+                    [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(self.port),
+                     "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.directory}",
+                     *(arg for setting in settings for arg in ("-c", setting))],
+                    stdout=subprocess.DEVNULL, stderr=log, user=self.user)
+            deadline = time.monotonic() + 30
+            while self.process.poll() is None and time.monotonic() < deadline:
+                try:
+                    psycopg.connect(self.url("postgres"), connect_timeout=1).close()
+                except psycopg.OperationalError:
+                    time.sleep(0.05)
+                    continue
+                self.execute(f"CREATE DATABASE {POSTGRES_DB}", database="postgres")
+                return self
+            self.stop()
+        text = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
+        raise RuntimeError(f"PostgreSQL did not start: {text}")
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT) of our postmaster; immediate (SIGQUIT), then SIGKILL, if it hangs."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGINT, 30), (signal.SIGQUIT, 10)):
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                pass
+        self.process.kill()
+        self.process.wait()
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def connect(self, database: str = POSTGRES_DB) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.url(database), autocommit=True)
+
+    def execute(self, statement: str, database: str = POSTGRES_DB) -> list[tuple[Any, ...]]:
+        with self.connect(database) as conn:
+            cursor = conn.execute(statement)  # type: ignore[arg-type]
+            return cursor.fetchall() if cursor.description else []
+
+    def version(self) -> str:
+        return str(self.execute("SHOW server_version")[0][0])
+
+    def drop_schema(self, schema: str) -> None:
+        """Between measurements (no worker runs then): no leftover table for autovacuum to work on."""
+        self.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+    def create_database(self, name: str, template: str | None = None) -> None:
+        self.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""), database="postgres")
+
+    def drop_database(self, name: str) -> None:
+        self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', database="postgres")
+
+
+@contextlib.contextmanager
+def postgres_server(parent: Path) -> Iterator[PostgresServer]:
+    """A started server, stopped and removed on the way out, also on errors and on SIGTERM."""
+    server = PostgresServer(parent)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_system_exit) if in_main_thread else None
+    try:
+        yield server.start()
+    finally:
+        server.remove()
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+POSTGRES_BASELINE_PAYLOAD = REDIS_BASELINE_PAYLOAD.decode()  # one 200-byte JSON job
+
+
+def bench_postgres_raw(server: PostgresServer, rows: int) -> dict[str, float]:
+    """The floor under each verb: psycopg 3 on one connection in autocommit, one statement per
+    round trip: INSERT one 200-byte row; then claim rows one at a time the way a SKIP LOCKED
+    queue does, deleting each."""
+    table = "baseline_q"
+    figures: dict[str, float] = {}
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+        cur.execute(f"CREATE TABLE {table} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload text NOT NULL)")
+        insert = f"INSERT INTO {table} (payload) VALUES (%s)"
+        start = time.perf_counter()
+        for _ in range(rows):
+            cur.execute(insert, (POSTGRES_BASELINE_PAYLOAD,))
+        figures["pg_insert"] = rows / (time.perf_counter() - start)
+        claim = (f"DELETE FROM {table} WHERE id = (SELECT id FROM {table} ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                 "RETURNING id, payload")
+        start = time.perf_counter()
+        for _ in range(rows):
+            cur.execute(claim)
+            if cur.fetchone() is None:
+                raise RuntimeError("the claim baseline found its table empty too early")
+        figures["pg_claim_delete"] = rows / (time.perf_counter() - start)
+        cur.execute(f"SELECT count(*) FROM {table}")
+        left = cur.fetchone()
+        if left is None or left[0] != 0:
+            raise RuntimeError("the claim baseline did not drain its table")
+        cur.execute(f"DROP TABLE {table}")
+    return figures
+
+
+def procrastinate_available() -> bool:
+    try:
+        import procrastinate_app  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "?"
+
+
+PROCRASTINATE_TEMPLATE = "procrastinate_template"
+
+
+def prepare_procrastinate(server: PostgresServer) -> None:
+    """A template database holding procrastinate's schema (applied by procrastinate itself) and
+    the probe table; every procrastinate measurement gets a fresh copy of it."""
+    from procrastinate_app import PROBE_TABLE_DDL, make_app
+
+    server.create_database(PROCRASTINATE_TEMPLATE)
+    peer = make_app(server.url(PROCRASTINATE_TEMPLATE))
+    with peer.app.open():
+        peer.app.schema_manager.apply_schema()
+    server.execute(PROBE_TABLE_DDL, database=PROCRASTINATE_TEMPLATE)
+
+
+@contextlib.contextmanager
+def procrastinate_database(server: PostgresServer, name: str) -> Iterator[str]:
+    """A fresh database with procrastinate's schema, dropped afterwards; yields its name."""
+    server.create_database(name, template=PROCRASTINATE_TEMPLATE)
+    try:
+        yield name
+    finally:
+        server.drop_database(name)
+
+
+def procrastinate_worker(url: str, log_path: Path) -> WorkerProcess:
+    """One procrastinate worker process: concurrency 8 (asyncio), WARNING logging (its CLI logs
+    at INFO by default; conveyor's worker runs with --log-level WARNING)."""
+    return WorkerProcess(
+        None, log_path, env={"BENCH_PROCRASTINATE_URL": url},
+        command=[sys.executable, "-m", "procrastinate", "--app", "procrastinate_app.app", "--log-level", "warning",
+                 "worker", "-q", QUEUE, "-c", str(WORKER_CONCURRENCY)])
+
+
+def warning_lines(worker: WorkerProcess) -> int:
+    return sum("WARNING" in line for line in worker.log().splitlines())
+
+
+def bench_procrastinate_enqueue_one(url: str, jobs: int) -> float:
+    from procrastinate_app import make_app
+
+    peer = make_app(url)
+    with peer.app.open():  # the sync API: a psycopg pool, opened (and connected) here, outside the timing
+        start = time.perf_counter()
+        for _ in range(jobs):
+            peer.noop.defer()
+        return jobs / (time.perf_counter() - start)
+
+
+def store_span(conn: Any, query: str) -> float:
+    """Seconds between the first start and the last finish, as a query on the store returns them."""
+    row = conn.execute(query).fetchone()
+    if row is None or row[0] is None or row[1] is None:
+        raise RuntimeError(f"no start or finish recorded: {query}")
+    return float(row[1] - row[0])
+
+
+def bench_procrastinate_process(server: PostgresServer, database: str, log_path: Path, jobs: int) -> ProcessRun:
+    """As `bench_process`: N no-op jobs waiting, then one worker; completion by a count of the
+    finished rows every 50 ms, the span from the store's own timestamps (procrastinate_events)."""
+    from procrastinate_app import make_app
+
+    peer = make_app(server.url(database))
+    with peer.app.open():
+        for first in range(0, jobs, 1000):
+            peer.noop.batch_defer(*({} for _ in range(min(1000, jobs - first))))
+    server.execute("ANALYZE procrastinate_jobs", database=database)  # as for conveyor: see run_postgres
+    with server.connect(database) as conn:
+        def finished() -> bool:
+            row = conn.execute("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'").fetchone()
+            return row is not None and row[0] >= jobs
+
+        with procrastinate_worker(server.url(database), log_path) as worker:
+            wait_until(finished, worker, timeout=max(120.0, jobs / 20), what=f"{jobs} procrastinate jobs to complete")
+            rss = worker.peak_rss_mib()
+        span = store_span(conn, "SELECT extract(epoch FROM min(at) FILTER (WHERE type = 'started')), extract("
+                                "epoch FROM max(at) FILTER (WHERE type = 'succeeded')) FROM procrastinate_events")
+    return ProcessRun(jobs / span, rss, float("nan"), warning_lines(worker))
+
+
+def bench_procrastinate_latency(server: PostgresServer, database: str, log_path: Path,
+                                count: int) -> tuple[float, float]:
+    """As `bench_latency`: a worker warmed up with one probe, then `count` probes one every 5 ms;
+    each records time.time() at its start in a row the producer reads afterwards."""
+    from procrastinate_app import PROBE_TABLE, make_app
+
+    peer = make_app(server.url(database))
+    starts: dict[int, float] = {}
+    with peer.app.open(), server.connect(database) as conn, procrastinate_worker(server.url(database),
+                                                                                   log_path) as worker:
+        def recorded(expected: int) -> bool:
+            starts.update(conn.execute(f"SELECT job_id, started FROM {PROBE_TABLE}").fetchall())
+            return len(starts) >= expected
+
+        peer.probe.defer()
+        wait_until(lambda: recorded(1), worker, timeout=60, what="the procrastinate worker to start")
+        time.sleep(0.2)  # let it settle back into its idle wait
+
+        def start_of(job_id: int) -> float:
+            if job_id not in starts:
+                wait_until(lambda: recorded(count + 1), worker, timeout=60, what=f"{count} probes to start")
+            return starts[job_id]
+
+        latencies = send_probes(count, peer.probe.defer, start_of)
+    return percentile(latencies, 50), percentile(latencies, 99)
+
+
 # -- the run -------------------------------------------------------------------------------
 
 
@@ -639,6 +963,8 @@ class Settings:
 def run(settings: Settings, progress: Callable[[str], None]) -> tuple[dict[str, Figure], dict[str, Any]]:
     if settings.engine == "redis":
         return run_redis(settings, progress)
+    if settings.engine == "postgres":
+        return run_postgres(settings, progress)
     figures = new_figures()
     startups: list[float] = []
     warnings = 0
@@ -736,6 +1062,74 @@ def run_redis(settings: Settings, progress: Callable[[str], None]) -> tuple[dict
     return figures, extras
 
 
+def run_postgres(settings: Settings, progress: Callable[[str], None]) -> tuple[dict[str, Figure], dict[str, Any]]:
+    with_peer = procrastinate_available()
+    figures = new_figures("postgres", with_peer=with_peer)
+    startups: list[float] = []
+    warnings = 0
+    peer_warnings = 0
+
+    def record(key: str, value: float) -> None:
+        figures[key].values.append(value)
+
+    with scratch_dir(settings.scratch) as directory:
+        if os.geteuid() == 0:
+            directory.chmod(0o711)  # the server runs as `postgres` and must reach its directory inside
+        with postgres_server(directory) as server:
+            extras: dict[str, Any] = {
+                "postgres_server": server.version(), "postgres_port": server.port,
+                "postgres_dir": str(server.directory), "postgres_dir_moved": server.moved,
+                "postgres_settings": POSTGRES_SETTINGS, "psycopg": package_version("psycopg"),
+                "procrastinate": package_version("procrastinate") if with_peer else None}
+            if with_peer:
+                prepare_procrastinate(server)
+            for number in range(1, settings.rounds + 1):
+                progress(f"round {number}/{settings.rounds}")
+                tag = f"r{number}"
+                for key, value in bench_postgres_raw(server, settings.jobs).items():
+                    record(key, value)
+                record("enqueue_one", bench_enqueue_one(server.url(schema=f"{tag}_one"), settings.jobs))
+                server.drop_schema(f"{tag}_one")
+                record("enqueue_bulk", bench_enqueue_bulk(server.url(schema=f"{tag}_bulk"), settings.jobs))
+                server.drop_schema(f"{tag}_bulk")
+                # The backlog is ANALYZEd before a worker starts on it, for both libraries, as autovacuum
+                # would have done to a queue table in use: on a table filled a moment ago with no statistics
+                # the planner picks poor plans (procrastinate's claim took 2.7 ms at 10,000 jobs waiting).
+                processed = bench_process(server.url(schema=f"{tag}_process"), directory / "worker.log",
+                                          settings.jobs,
+                                          before_worker=lambda tag=tag: server.execute(f"ANALYZE {tag}_process.jobs"))
+                record("process", processed.jobs_per_s)
+                record("worker_rss", processed.peak_rss_mib)
+                startups.append(processed.startup_s)
+                warnings += processed.warnings
+                server.drop_schema(f"{tag}_process")
+                p50, p99 = bench_latency(server.url(schema=f"{tag}_latency"), directory / "latency-worker.log",
+                                         settings.latency_jobs)
+                record("latency_p50", p50)
+                record("latency_p99", p99)
+                server.drop_schema(f"{tag}_latency")
+                if with_peer:
+                    with procrastinate_database(server, f"{tag}_procrastinate_one") as database:
+                        record("procrastinate_enqueue_one",
+                               bench_procrastinate_enqueue_one(server.url(database), settings.jobs))
+                    with procrastinate_database(server, f"{tag}_procrastinate_process") as database:
+                        peer = bench_procrastinate_process(server, database, directory / "procrastinate.log",
+                                                           settings.jobs)
+                    record("procrastinate_process", peer.jobs_per_s)
+                    record("procrastinate_rss", peer.peak_rss_mib)
+                    peer_warnings += peer.warnings
+                    with procrastinate_database(server, f"{tag}_procrastinate_latency") as database:
+                        p50, p99 = bench_procrastinate_latency(server, database,
+                                                               directory / "procrastinate-latency.log",
+                                                               settings.latency_jobs)
+                    record("procrastinate_latency_p50", p50)
+                    record("procrastinate_latency_p99", p99)
+                add_ratios(figures)
+    extras.update({"worker_startup_s": statistics.median(startups), "worker_warnings": warnings,
+                   "procrastinate_warnings": peer_warnings if with_peer else None})
+    return figures, extras
+
+
 def machine() -> dict[str, Any]:
     model = ""
     with contextlib.suppress(OSError):
@@ -793,7 +1187,11 @@ def table_rows(figures: dict[str, Figure], *, peer_columns: bool = False) -> lis
 
 
 HEADERS = ["figure", "median", "min - max", "unit", "ratio", "ratio min - max", "ratio against"]
-PEER_HEADERS = ["vs huey", "vs huey min - max"]
+
+
+def peer_headers(engine: str) -> list[str]:
+    peer = PEERS.get(engine, "peer")
+    return [f"vs {peer}", f"vs {peer} min - max"]
 
 
 def report_notes(figures: dict[str, Figure], info: dict[str, Any], settings: Settings,
@@ -806,6 +1204,8 @@ def report_notes(figures: dict[str, Figure], info: dict[str, Any], settings: Set
             f"worker start-up, Popen to first claim (not counted above): {extras['worker_startup_s']:.2f}s; "
             f"WARNING lines in the throughput workers' logs: {extras['worker_warnings']}",
         ]
+    if settings.engine == "postgres":
+        return postgres_notes(figures, info, extras)
     with_peer = "huey_process" in figures
     notes = [
         f"machine: {info['cpus']} CPUs ({info['cpu_model'] or 'unknown model'}), "
@@ -827,13 +1227,48 @@ def report_notes(figures: dict[str, Figure], info: dict[str, Any], settings: Set
     return notes
 
 
+def postgres_notes(figures: dict[str, Figure], info: dict[str, Any], extras: dict[str, Any]) -> list[str]:
+    with_peer = "procrastinate_process" in figures
+    settings = ", ".join(f"{name}={value}" for name, value in extras["postgres_settings"].items())
+    notes = [
+        f"machine: {info['cpus']} CPUs ({info['cpu_model'] or 'unknown model'}), "
+        f"{info['implementation']} {info['python']}, PostgreSQL {extras['postgres_server']} on loopback "
+        f"(a cluster of the benchmark's own, {settings}: fine for a benchmark, not for data you keep; "
+        f"synchronous_commit on), psycopg {extras['psycopg']}"
+        + (f", procrastinate {extras['procrastinate']}" if with_peer else "") + f", {info['platform']}",
+        "median of rounds (min - max); ratio = figure / raw psycopg baseline in the same round (one connection, "
+        "autocommit)" + ("; vs procrastinate = conveyor / procrastinate in the same round (for latency and RSS, "
+                         "below 1 is better)" if with_peer else ""),
+        ("completion: both libraries' drains are detected alike, by a count of finished rows in their own job "
+         "table every 50 ms, and timed by the store: first start to last finish as the server recorded them "
+         "(conveyor: jobs.started_at / finished_at; procrastinate: its 'started' / 'succeeded' events); the backlog "
+         "is ANALYZEd before the worker starts, for both"
+         if with_peer else
+         "completion: the drain is detected by a count of completed rows every 50 ms (app.counts()) and timed by "
+         "the store: first started_at to last finished_at as the server recorded them; the backlog is ANALYZEd "
+         "before the worker starts"),
+        ("latency: each probe reads time.time() when it starts (conveyor returns it as the job's result; "
+         "procrastinate keeps no results, so its probe INSERTs it into a table afterwards) minus time.time() "
+         "just before .delay() / .defer()" if with_peer else
+         "latency: each probe returns time.time() read when it starts, minus time.time() just before .delay()"),
+        f"worker start-up, Popen to first claim (not counted above): {extras['worker_startup_s']:.2f}s; "
+        f"WARNING lines in the throughput workers' logs: {extras['worker_warnings']}"
+        + (f"; in procrastinate's: {extras['procrastinate_warnings']}" if with_peer else ""),
+    ]
+    if extras.get("postgres_dir_moved"):
+        notes.append(f"the PostgreSQL cluster ran in {extras['postgres_dir']}: the postgres user cannot reach --dir")
+    if not with_peer:
+        notes.append("peer rows skipped: procrastinate is not importable (pip install procrastinate)")
+    return notes
+
+
 def print_report(figures: dict[str, Figure], info: dict[str, Any], settings: Settings,
                  extras: dict[str, Any], *, plain: bool = False) -> None:
     title = (f"conveyor {settings.engine} benchmark: {settings.jobs:,} jobs, {settings.rounds} round(s), "
              f"{settings.latency_jobs} latency jobs")
     notes = report_notes(figures, info, settings, extras)
     peer_columns = any(figure.peer is not None for figure in figures.values())
-    headers = HEADERS + PEER_HEADERS if peer_columns else HEADERS
+    headers = HEADERS + peer_headers(settings.engine) if peer_columns else HEADERS
     right = {index for index in range(1, len(headers)) if index != 6}  # all but the labels
     rows = table_rows(figures, peer_columns=peer_columns)
     try:
@@ -856,7 +1291,11 @@ def print_report(figures: dict[str, Figure], info: dict[str, Any], settings: Set
         table.add_column(header, justify="right" if index in right else "left", no_wrap=True)
     for row in rows:
         table.add_row(*row)
-    console = Console(width=max(150 if not peer_columns else 190, shutil.get_terminal_size().columns))
+    if settings.engine == "postgres":  # long labels: as wide as the table needs
+        width = sum(max(len(h), *(len(r[i]) for r in rows)) + 3 for i, h in enumerate(headers)) + 1
+    else:
+        width = 150 if not peer_columns else 190
+    console = Console(width=max(width, shutil.get_terminal_size().columns))
     console.print(table)
     for line in notes:
         console.print(line, highlight=False, soft_wrap=True, markup=False)
@@ -864,8 +1303,8 @@ def print_report(figures: dict[str, Figure], info: dict[str, Any], settings: Set
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--engine", choices=["sqlite", "redis", "all"], default="sqlite",
-                        help="store to benchmark (all: sqlite, then redis)")
+    parser.add_argument("--engine", choices=["sqlite", "redis", "postgres", "all"], default="sqlite",
+                        help="store to benchmark (all: sqlite, then redis, then postgres)")
     parser.add_argument("--jobs", type=int, default=None, help="jobs per throughput measurement (default 10000)")
     parser.add_argument("--rounds", type=int, default=None, help="runs per figure; the median is shown (default 3)")
     parser.add_argument("--latency-jobs", type=int, default=None, help="jobs sent for the latency figures "
@@ -889,7 +1328,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    engines = ["sqlite", "redis"] if args.engine == "all" else [args.engine]
+    engines = ["sqlite", "redis", "postgres"] if args.engine == "all" else [args.engine]
     info = machine()
     started = datetime.now(UTC)
     results: dict[str, dict[str, Any]] = {}

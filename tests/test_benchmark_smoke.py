@@ -1,6 +1,7 @@
 """The benchmark script keeps working: `benchmarks/bench.py --quick` runs to the end and prints
-every row, for SQLite and for Redis (on a redis-server of its own, stopped afterwards). It
-asserts nothing about speed; the figures belong in benchmarks/README.md."""
+every row, for SQLite, for Redis (on a redis-server of its own, stopped afterwards) and for
+PostgreSQL (on a cluster of its own, stopped and removed afterwards). It asserts nothing about
+speed; the figures belong in benchmarks/README.md."""
 
 from __future__ import annotations
 
@@ -44,6 +45,21 @@ HUEY_ROW_LABELS = [
 ]
 
 
+POSTGRES_ROW_LABELS = [
+    *ROW_LABELS[:6],
+    "baseline: raw psycopg INSERT, 1 row per round trip",
+    "baseline: raw psycopg claim (DELETE ... SKIP LOCKED), 1 row per round trip",
+]
+
+PROCRASTINATE_ROW_LABELS = [
+    "peer: procrastinate enqueue one at a time (defer)",
+    "peer: procrastinate processed by 1 worker (-c 8, async no-op)",
+    "peer: procrastinate worker peak RSS (VmHWM)",
+    "peer: procrastinate enqueue-to-start latency p50 (idle worker)",
+    "peer: procrastinate enqueue-to-start latency p99 (idle worker)",
+]
+
+
 def run_quick(tmp_path: Path, *options: str) -> tuple[str, dict[str, Any]]:
     results = tmp_path / "results.json"
     command = [sys.executable, str(BENCH), "--quick", "--json", str(results), "--dir", str(tmp_path), *options]
@@ -82,3 +98,27 @@ def test_quick_redis_benchmark_runs_on_its_own_server_and_stops_it(tmp_path: Pat
     with socket.socket() as sock, pytest.raises(OSError):  # the benchmark's redis-server is gone
         sock.settimeout(1)
         sock.connect(("127.0.0.1", written["extras"]["redis_port"]))
+
+
+@pytest.mark.timeout(120)
+def test_quick_postgres_benchmark_runs_on_its_own_server_and_stops_it(tmp_path: Path) -> None:
+    stdout, written = run_quick(tmp_path, "--engine", "postgres", "--plain")
+    for label in POSTGRES_ROW_LABELS:
+        assert label in stdout, f"row {label!r} missing from:\n{stdout}"
+    figures = written["figures"]
+    assert set(figures) >= {"enqueue_one", "enqueue_bulk", "process", "worker_rss", "latency_p50", "latency_p99",
+                            "pg_insert", "pg_claim_delete"}
+    assert "fsync=off" in stdout
+    if importlib.util.find_spec("procrastinate") is not None:
+        for label in PROCRASTINATE_ROW_LABELS:
+            assert label in stdout, f"row {label!r} missing from:\n{stdout}"
+        assert "vs procrastinate" in stdout
+        assert set(figures) >= {"procrastinate_enqueue_one", "procrastinate_process", "procrastinate_latency_p50"}
+    else:
+        assert "peer rows skipped: procrastinate is not importable" in stdout
+        assert not any(key.startswith("procrastinate_") for key in figures)
+    extras = written["extras"]
+    assert not Path(extras["postgres_dir"]).exists(), "the PostgreSQL cluster's directory was left behind"
+    with socket.socket() as sock, pytest.raises(OSError):  # the benchmark's server is gone
+        sock.settimeout(1)
+        sock.connect(("127.0.0.1", extras["postgres_port"]))
