@@ -5,10 +5,8 @@ PostgreSQL by the conformance suite."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +20,8 @@ from conveyor import BackendError, ConfigurationError, Conveyor, JobNotFound, Jo
 from conveyor.backends.postgres.engine import migrations
 from conveyor.worker import Worker
 from tests.conformance import worker_app
-from tests.conftest import wait_for
+from tests.conformance.test_worker import running_worker
+from tests.engines.outage import crash_and_restart_loses_nothing
 from tests.servers import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,18 +69,11 @@ def test_enqueue_in_the_apps_transaction_commits_and_rolls_back_with_it(tapp: Co
 
 def test_a_committed_enqueue_wakes_an_idle_worker_and_an_open_one_does_not(tapp: Conveyor, url: str) -> None:
     # Why PostgreSQL only: NOTIFY is transactional; the wake-up must come with the commit.
-    worker = Worker(tapp)
-    thread = threading.Thread(target=worker.run, kwargs={"install_signals": False})
-    thread.start()
-    try:
-        with psycopg.connect(plain_url(url)) as conn:
-            job = worker_app.add.with_options(connection=conn).delay(2, 3)
-            assert worker.fetched == 0
-            conn.commit()
+    with running_worker(tapp) as worker, psycopg.connect(plain_url(url)) as conn:
+        job = worker_app.add.with_options(connection=conn).delay(2, 3)
+        assert worker.fetched == 0
+        conn.commit()
         assert job.result(timeout=5) == 5
-    finally:
-        worker.stop()
-        thread.join(timeout=30)
 
 
 def test_enqueue_through_a_sqlalchemy_session(tapp: Conveyor, url: str) -> None:
@@ -185,10 +177,7 @@ def test_conveyor_migrate_command(url: str) -> None:
 
 def test_killed_connections_the_worker_carries_on(tapp: Conveyor, url: str) -> None:
     # Why PostgreSQL only: pg_terminate_backend is how a failover or an admin drops sessions.
-    worker = Worker(tapp, concurrency=4)
-    thread = threading.Thread(target=worker.run, kwargs={"install_signals": False})
-    thread.start()
-    try:
+    with running_worker(tapp, concurrency=4):
         assert worker_app.add.delay(1, 1).result(timeout=10) == 2
         with psycopg.connect(plain_url(url), autocommit=True) as admin:
             killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -196,42 +185,14 @@ def test_killed_connections_the_worker_carries_on(tapp: Conveyor, url: str) -> N
         assert killed and killed[0] >= 2  # the pool's and the listener's
         jobs = [worker_app.add.delay(i, i) for i in range(20)]
         assert [job.result(timeout=20) for job in jobs] == [2 * i for i in range(20)]
-    finally:
-        worker.stop()
-        thread.join(timeout=30)
 
 
 def test_server_crash_and_restart_loses_nothing_committed(tmp_path: Path) -> None:
     # Why PostgreSQL only: SQLite has no server. The server stops without a checkpoint (immediate
-    # shutdown, as in a crash) with jobs queued and running; after recovery every committed job
-    # completes once and the worker rode out the outage without a restart of its own.
+    # shutdown, as in a crash) with jobs queued and running, and recovers on restart.
     server = PostgresServer().start()
-    url = f"{server.url}?schema=crash"
-    producer = Conveyor(url)
-    ledger = tmp_path / "started.txt"
-    env = {**os.environ, "CONVEYOR_URL": url}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "conveyor.cli", "worker", "tests.conformance.worker_app:app", "-c", "4",
-         "--lease", "5", "--heartbeat", "0.5", "--log-level", "ERROR"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        running = [producer.enqueue("mark_then_nap", [str(ledger), 1.5]) for _ in range(4)]
-        queued = [producer.enqueue("add", [i, 0]) for i in range(30)]
-        wait_for(lambda: ledger.exists() and len(ledger.read_text().split()) == 4, timeout=20)
-        server.stop(kill=True)
-        with pytest.raises(BackendError, match="PostgreSQL"):
-            producer.enqueue("add", [0, 0])
-        server.start()
-        after = [producer.enqueue("add", [i, 100]) for i in range(10)]
-        for job in running:
-            assert job.result(timeout=30) == 1
-        assert [job.result(timeout=30) for job in queued] == list(range(30))
-        assert [job.result(timeout=30) for job in after] == [i + 100 for i in range(10)]
-        assert len(ledger.read_text().split()) == 4, "no job started twice"
-        assert producer.counts()["default"] == {JobState.COMPLETED: 44}
+        crash_and_restart_loses_nothing(f"{server.url}?schema=crash", tmp_path / "started.txt",
+                                        lambda: server.stop(kill=True), server.start, "PostgreSQL")
     finally:
-        process.send_signal(signal.SIGTERM)
-        stderr = process.communicate(timeout=30)[1].decode()
-        producer.close()
         server.remove()
-    assert process.returncode == 0, stderr

@@ -3,38 +3,20 @@ Redis; these tests break Redis itself: its script cache, its client connections,
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import redis
 
-from conveyor import BackendError, ConfigurationError, Conveyor, JobState
-from conveyor.worker import Worker
+from conveyor import BackendError, ConfigurationError, Conveyor
 from tests.conformance import worker_app
+from tests.conformance.test_worker import running_worker
 from tests.conftest import wait_for
+from tests.engines.outage import crash_and_restart_loses_nothing
 from tests.servers import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@contextmanager
-def worker_thread(app: Conveyor, **options: object) -> Iterator[Worker]:
-    worker = Worker(app, **options)  # type: ignore[arg-type]
-    thread = threading.Thread(target=worker.run, kwargs={"install_signals": False})
-    thread.start()
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        thread.join(timeout=30)
-        assert not thread.is_alive()
 
 
 @pytest.fixture
@@ -53,7 +35,7 @@ def test_script_cache_flushed_mid_run(tapp: Conveyor, redis_server: RedisServer)
     # Why Redis only: SQLite has no script cache. A failover or SCRIPT FLUSH empties it; the
     # engine must load its scripts again (NOSCRIPT) rather than fail the worker or the producer.
     admin = redis.Redis(port=redis_server.port)
-    with worker_thread(tapp, concurrency=4):
+    with running_worker(tapp, concurrency=4):
         first = worker_app.add.map([(i, 1) for i in range(50)])
         assert [job.result(timeout=10) for job in first] == [i + 1 for i in range(50)]
         admin.script_flush()
@@ -69,7 +51,7 @@ def test_worker_connections_killed_the_worker_carries_on(tapp: Conveyor, redis_s
     def subscribers() -> int:
         return len(admin.client_list(_type="pubsub"))
 
-    with worker_thread(tapp, concurrency=4):
+    with running_worker(tapp, concurrency=4):
         assert worker_app.add.delay(1, 1).result(timeout=10) == 2
         assert subscribers() >= 1
         for kind in ("normal", "pubsub"):
@@ -82,38 +64,14 @@ def test_worker_connections_killed_the_worker_carries_on(tapp: Conveyor, redis_s
 
 def test_server_restart_with_aof_loses_nothing(tmp_path: Path) -> None:
     # Why Redis only: SQLite has no server to restart. With appendonly on, an enqueue that returned
-    # survives a crash of the server; a job running through the outage is neither lost nor
-    # recorded twice; the worker rides out the outage and the producer reconnects.
+    # survives a crash of the server (SIGKILL); it restarts on the same port and directory and
+    # replays its append-only file.
     server = RedisServer(tmp_path / "aof", appendonly=True).start()
-    url = f"{server.url}?namespace=restart"
-    producer = Conveyor(url)
-    ledger = tmp_path / "started.txt"
-    env = {**os.environ, "CONVEYOR_URL": url}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "conveyor.cli", "worker", "tests.conformance.worker_app:app", "-c", "4",
-         "--lease", "5", "--heartbeat", "0.5", "--log-level", "ERROR"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        running = [producer.enqueue("mark_then_nap", [str(ledger), 1.5]) for _ in range(4)]
-        queued = [producer.enqueue("add", [i, 0]) for i in range(30)]
-        wait_for(lambda: ledger.exists() and len(ledger.read_text().split()) == 4, timeout=20)
-        server.stop(kill=True)  # the server dies with jobs queued and running
-        with pytest.raises(BackendError, match="cannot reach Redis"):
-            producer.enqueue("add", [0, 0])
-        server.start()  # same port, same directory: it replays its append-only file
-        after = [producer.enqueue("add", [i, 100]) for i in range(10)]
-        for job in running:
-            assert job.result(timeout=30) == 1, "ran once, its outcome recorded once"
-        assert [job.result(timeout=30) for job in queued] == list(range(30))
-        assert [job.result(timeout=30) for job in after] == [i + 100 for i in range(10)]
-        assert len(ledger.read_text().split()) == 4, "no job started twice"
-        assert producer.counts()["default"] == {JobState.COMPLETED: 44}
+        crash_and_restart_loses_nothing(f"{server.url}?namespace=restart", tmp_path / "started.txt",
+                                        lambda: server.stop(kill=True), server.start, "cannot reach Redis")
     finally:
-        process.send_signal(signal.SIGTERM)
-        stderr = process.communicate(timeout=30)[1].decode()
-        producer.close()
         server.stop()
-    assert process.returncode == 0, stderr
 
 
 def test_url_options_and_errors(redis_server: RedisServer) -> None:

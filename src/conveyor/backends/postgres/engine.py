@@ -9,7 +9,6 @@ an advisory lock, so processes starting together migrate once) or by `conveyor m
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import secrets
@@ -17,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib import resources
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -25,6 +24,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from conveyor.backends.base import Capabilities, Finish, HeartbeatReply, Lease, Retention, ScheduleState
+from conveyor.backends.shared import record_from_row as _record
+from conveyor.backends.shared import safe_url, translated
 from conveyor.backends.wake import WakeBoard
 from conveyor.errors import BackendError, InvalidTransition, JobNotFound
 from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
@@ -50,19 +51,6 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-def _record(row: dict[str, Any]) -> JobRecord:
-    return JobRecord(
-        id=row["id"], task=row["task"], queue=row["queue"], priority=row["priority"],
-        state=JobState(row["state"]), payload=row["payload"], run_at=row["run_at"],
-        enqueued_at=row["enqueued_at"], attempts=row["attempts"], max_attempts=row["max_attempts"],
-        timeout=row["timeout"], started_at=row["started_at"], finished_at=row["finished_at"],
-        lease_token=row["lease_token"], lease_expires_at=row["lease_expires_at"],
-        worker_id=row["worker_id"], cancel_requested=row["cancel_requested"],
-        progress=row["progress"], progress_message=row["progress_message"],
-        result=row["result"], errors_json=json.dumps(row["errors"]),
-    )
-
-
 def _schedule_state(row: dict[str, Any]) -> ScheduleState:
     return ScheduleState(name=row["name"], last_tick=row["last_tick"], paused=row["paused"],
                          last_job_id=row["last_job_id"], last_fired_at=row["last_fired_at"])
@@ -75,19 +63,6 @@ def _enqueue_params(jobs: Sequence[NewJob]) -> dict[str, list[Any]]:
         "delays": [float(j.delay) for j in jobs], "run_ats": [j.run_at for j in jobs],
         "max_attempts": [j.max_attempts for j in jobs], "timeouts": [j.timeout for j in jobs],
     }
-
-
-def safe_url(url: str) -> str:
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
-
-
-def translated(method: F) -> F:
-    """psycopg's errors become BackendError, so a worker backs off instead of crashing."""
-    @functools.wraps(method)
-    def wrapper(self: PostgresBackend, *args: Any, **kwargs: Any) -> Any:
-        with self.errors():
-            return method(self, *args, **kwargs)
-    return cast(F, wrapper)
 
 
 class _Listener(WakeBoard):

@@ -13,7 +13,6 @@ thread that wakes its waiting loop (see `_WakeListener`).
 
 from __future__ import annotations
 
-import functools
 import json
 import secrets
 import threading
@@ -21,8 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib import resources
-from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, TypeVar
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -30,6 +28,7 @@ from redis.retry import Retry
 
 from conveyor.backends.base import Capabilities, Finish, HeartbeatReply, Lease, Retention, ScheduleState
 from conveyor.backends.redis.keys import Keys
+from conveyor.backends.shared import safe_url, translated
 from conveyor.backends.wake import WakeBoard
 from conveyor.errors import BackendError, InvalidTransition, JobNotFound
 from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
@@ -79,24 +78,6 @@ def _job_args(job: NewJob) -> list[str]:
     return [job.id, job.task, job.queue, str(job.priority), job.payload, repr(float(job.delay)),
             "" if job.run_at is None else repr(float(job.run_at)), str(job.max_attempts),
             "" if job.timeout is None else repr(float(job.timeout))]
-
-
-def safe_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
-def translated(method: F) -> F:
-    """Redis's errors become BackendError with what to do, so a worker backs off instead of crashing."""
-    @functools.wraps(method)
-    def wrapper(self: RedisBackend, *args: Any, **kwargs: Any) -> Any:
-        with self.errors():
-            return method(self, *args, **kwargs)
-    return cast(F, wrapper)
 
 
 class _WakeListener(WakeBoard):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.backends.base import Capabilities, Finish, HeartbeatReply, Lease, Retention, ScheduleState
+from conveyor.backends.shared import record_from_row as _record
 from conveyor.backends.sql_files import load_sql
 from conveyor.errors import BackendError, ConfigurationError, InvalidTransition, JobNotFound
 from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
@@ -35,19 +36,6 @@ def _sql(name: str) -> str:
 def _schedule_state(row: sqlite3.Row) -> ScheduleState:
     return ScheduleState(name=row["name"], last_tick=row["last_tick"], paused=bool(row["paused"]),
                          last_job_id=row["last_job_id"], last_fired_at=row["last_fired_at"])
-
-
-def _record(row: sqlite3.Row) -> JobRecord:
-    return JobRecord(
-        id=row["id"], task=row["task"], queue=row["queue"], priority=row["priority"],
-        state=JobState(row["state"]), payload=row["payload"], run_at=row["run_at"],
-        enqueued_at=row["enqueued_at"], attempts=row["attempts"], max_attempts=row["max_attempts"],
-        timeout=row["timeout"], started_at=row["started_at"], finished_at=row["finished_at"],
-        lease_token=row["lease_token"], lease_expires_at=row["lease_expires_at"],
-        worker_id=row["worker_id"], cancel_requested=bool(row["cancel_requested"]),
-        progress=row["progress"], progress_message=row["progress_message"],
-        result=row["result"], errors_json=row["errors"],
-    )
 
 
 class SQLiteBackend:

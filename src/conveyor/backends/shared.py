@@ -1,0 +1,55 @@
+"""Pieces every engine uses: turning driver errors into BackendError, hiding passwords, and reading
+a job from a SQL row."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TypeVar, cast
+from urllib.parse import urlsplit, urlunsplit
+
+from conveyor.job import JobRecord, JobState
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _TranslatesErrors(Protocol):
+    def errors(self) -> AbstractContextManager[None]: ...
+
+
+def translated(method: F) -> F:
+    """Run a verb inside its engine's `errors()`, which turns the driver's errors into BackendError
+    with what to do, so a worker backs off instead of crashing."""
+    @functools.wraps(method)
+    def wrapper(self: _TranslatesErrors, *args: Any, **kwargs: Any) -> Any:
+        with self.errors():
+            return method(self, *args, **kwargs)
+    return cast(F, wrapper)
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def record_from_row(row: Mapping[str, Any]) -> JobRecord:
+    """A job from a SQL engine's row (SQLite stores errors as JSON text, PostgreSQL as jsonb)."""
+    errors = row["errors"]
+    return JobRecord(
+        id=row["id"], task=row["task"], queue=row["queue"], priority=row["priority"],
+        state=JobState(row["state"]), payload=row["payload"], run_at=row["run_at"],
+        enqueued_at=row["enqueued_at"], attempts=row["attempts"], max_attempts=row["max_attempts"],
+        timeout=row["timeout"], started_at=row["started_at"], finished_at=row["finished_at"],
+        lease_token=row["lease_token"], lease_expires_at=row["lease_expires_at"],
+        worker_id=row["worker_id"], cancel_requested=bool(row["cancel_requested"]),
+        progress=row["progress"], progress_message=row["progress_message"],
+        result=row["result"], errors_json=errors if isinstance(errors, str) else json.dumps(errors),
+    )
+
+
