@@ -11,13 +11,21 @@ from dataclasses import dataclass
 from datetime import timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
-from conveyor.backends import Backend, Retention, ScheduleState, TransactionalBackend, open_backend
-from conveyor.errors import ConfigurationError, JobNotFound, ScheduleNotFound, UnknownTask
+from conveyor.backends import (
+    Backend,
+    MinuteStats,
+    Retention,
+    ScheduleState,
+    TransactionalBackend,
+    WorkerInfo,
+    open_backend,
+)
+from conveyor.errors import ConfigurationError, InvalidTransition, JobNotFound, ScheduleNotFound, UnknownTask
 from conveyor.handle import Job
 from conveyor.job import JobRecord, JobState, NewJob
 from conveyor.options import EnqueueOptions, check_priority, check_queue, check_seconds
 from conveyor.retry import Backoff, RetryPolicy, normalise_backoff
-from conveyor.scheduler.schedule import MissedPolicy, Schedule
+from conveyor.scheduler.schedule import MissedPolicy, Schedule, ScheduleStatus
 from conveyor.scheduler.triggers import make_trigger
 from conveyor.serialization import encode_payload
 from conveyor.task import Task
@@ -33,6 +41,16 @@ HOOK_EVENTS: frozenset[str] = frozenset({"started", "progress", "completed", "re
 DEFAULT_URL = "sqlite:///conveyor.db"
 
 logger = logging.getLogger("conveyor")
+_BULK_PAGE = 500
+
+
+def _state(state: JobState | str | None) -> JobState | None:
+    if state is None:
+        return None
+    try:
+        return JobState(state)
+    except ValueError:
+        raise ConfigurationError(f"state={state!r}: use one of {', '.join(JobState)}") from None
 
 
 @dataclass(frozen=True)
@@ -232,15 +250,47 @@ class Conveyor:
         return Job(self, record)
 
     def jobs(self, *, state: JobState | str | None = None, queue: str | None = None, task: str | None = None,
-             limit: int = 50, offset: int = 0) -> list[Job[Any]]:
-        """Jobs newest first, filtered by state, queue and task name, paginated."""
-        if state is not None:
-            try:
-                state = JobState(state)
-            except ValueError:
-                raise ConfigurationError(f"state={state!r}: use one of {', '.join(JobState)}") from None
-        records = self.backend.list_jobs(state=state, queue=queue, task=task, limit=limit, offset=offset)
+             search: str | None = None, limit: int = 50, offset: int = 0) -> list[Job[Any]]:
+        """Jobs newest first, filtered by state, queue and task name, paginated. `search` keeps jobs
+        whose id, task name or arguments contain the text (ASCII case ignored)."""
+        records = self.backend.list_jobs(state=_state(state), queue=queue, task=task, search=search or None,
+                                         limit=limit, offset=offset)
         return [Job(self, record) for record in records]
+
+    def retry_jobs(self, *, state: JobState | str | None = None, queue: str | None = None,
+                   task: str | None = None, search: str | None = None) -> int:
+        """Run now every matching job that is finished or delayed; returns how many."""
+        return self._change_matching(self.backend.retry_now, state, queue, task, search)
+
+    def cancel_jobs(self, *, state: JobState | str | None = None, queue: str | None = None,
+                    task: str | None = None, search: str | None = None) -> int:
+        """Cancel every matching job that is waiting or running; returns how many."""
+        return self._change_matching(self.backend.cancel, state, queue, task, search)
+
+    def delete_jobs(self, *, state: JobState | str | None = None, queue: str | None = None,
+                    task: str | None = None, search: str | None = None) -> int:
+        """Delete every matching job that is not running; returns how many."""
+        return self._change_matching(self.backend.delete, state, queue, task, search)
+
+    def _change_matching(self, change: Callable[[str], JobRecord], state: JobState | str | None,
+                         queue: str | None, task: str | None, search: str | None) -> int:
+        """Apply `change` to the jobs matching when called (those added meanwhile are left alone);
+        jobs it does not apply to (a running job to delete, a queued one to retry) are skipped."""
+        ids: list[str] = []
+        while True:
+            page = self.backend.list_jobs(state=_state(state), queue=queue, task=task, search=search or None,
+                                          limit=_BULK_PAGE, offset=len(ids))
+            ids += [record.id for record in page]
+            if len(page) < _BULK_PAGE:
+                break
+        changed = 0
+        for job_id in ids:
+            try:
+                change(job_id)
+            except (JobNotFound, InvalidTransition):
+                continue
+            changed += 1
+        return changed
 
     def counts(self) -> dict[str, dict[JobState, int]]:
         return self.backend.counts()
@@ -251,6 +301,18 @@ class Conveyor:
 
     def resume(self, queue: str) -> None:
         self.backend.resume(check_queue(queue))
+
+    def paused_queues(self) -> set[str]:
+        return self.backend.paused()
+
+    def workers(self) -> list[WorkerInfo]:
+        """Workers alive now: each reports itself every few seconds and is forgotten when it stops."""
+        return self.backend.workers()
+
+    def stats(self, minutes: int = 60) -> list[MinuteStats]:
+        """Per-minute, per-queue totals of the last `minutes` minutes (the current one included)."""
+        now = self.backend.now()
+        return self.backend.stats(now - now % 60 - (minutes - 1) * 60)
 
     def prune(self) -> int:
         """Delete finished jobs past their retention now (workers also do it every minute)."""
@@ -305,6 +367,17 @@ class Conveyor:
     def schedule_states(self) -> dict[str, ScheduleState]:
         """The store's state of every schedule the app defines (registering new ones from now)."""
         return self.backend.schedule_states(list(self.schedules), self.backend.now())
+
+    def schedule_status(self) -> list[ScheduleStatus]:
+        """Every schedule the app defines, with its next and last run, in definition order."""
+        now = self.backend.now()
+        states = self.schedule_states()
+        return [ScheduleStatus(name=name, task=schedule.task.name, when=schedule.describe(),
+                               missed=schedule.missed, paused=states[name].paused,
+                               next_run=None if states[name].paused else schedule.trigger.next_after(now),
+                               last_tick=states[name].last_tick, last_fired_at=states[name].last_fired_at,
+                               last_job_id=states[name].last_job_id)
+                for name, schedule in self.schedules.items()]
 
     def run_schedule(self, name: str) -> Job[Any]:
         """Fire a schedule once now, outside its ticks (its next tick is unchanged)."""

@@ -171,17 +171,7 @@ def _app_argument(fn: F) -> F:
 @reports_errors
 def cron_list(app_path: str, url: str | None, as_json: bool) -> None:
     """Each schedule: its expression, next and last run, and the job the last run made."""
-    app = _open_app(app_path, url)
-    now = app.backend.now()
-    states = app.schedule_states()
-    rows: list[dict[str, Any]] = []
-    for name, schedule in app.schedules.items():
-        state = states[name]
-        rows.append({
-            "name": name, "task": schedule.task.name, "when": schedule.describe(), "missed": schedule.missed,
-            "paused": state.paused, "next_run": None if state.paused else schedule.trigger.next_after(now),
-            "last_tick": state.last_tick, "last_fired_at": state.last_fired_at, "last_job_id": state.last_job_id,
-        })
+    rows = [status.to_json() for status in _open_app(app_path, url).schedule_status()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

@@ -111,6 +111,10 @@ class Job(Generic[R]):
         self.record = self.app.backend.cancel(self.id)
         return self
 
+    def delete(self) -> None:
+        """Delete the job and its result; a running job must be cancelled first."""
+        self.record = self.app.backend.delete(self.id)
+
     def retry(self) -> Job[R]:
         """Run a failed, cancelled, completed or delayed job now."""
         self.record = self.app.backend.retry_now(self.id)

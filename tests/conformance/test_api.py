@@ -194,3 +194,36 @@ def test_two_tasks_with_one_name_are_refused(app: Conveyor) -> None:
     app.task(name="dup")(lambda: 1)
     with pytest.raises(ConfigurationError, match="dup"):
         app.task(name="dup")(lambda: 2)
+
+
+def test_search_and_delete_one_job(app: Conveyor, tasks: Any) -> None:
+    ann = tasks.send_welcome_email.delay("ann@example.com", "ann")
+    tasks.send_welcome_email.delay("bob@example.com", "bob")
+    assert [j.id for j in app.jobs(search="ann@example")] == [ann.id]
+    ann.delete()
+    with pytest.raises(JobNotFound):
+        app.get_job(ann.id)
+    assert app.jobs(search="ann@example") == []
+
+
+def test_bulk_actions_change_every_job_matching_the_filter_at_once(app: Conveyor, tasks: Any) -> None:
+    doubles = tasks.bound.map([(i,) for i in range(120)])
+    email = tasks.send_welcome_email.delay("a@x", "a")
+    assert app.cancel_jobs(queue="default") == 120
+    assert {j.refresh().status for j in doubles} == {JobState.CANCELLED}
+    assert email.refresh().status == JobState.QUEUED
+    assert app.retry_jobs(state="cancelled", task=tasks.bound.name) == 120
+    assert {j.refresh().status for j in doubles} == {JobState.QUEUED}
+    assert app.retry_jobs(state="cancelled") == 0
+    assert app.delete_jobs(task=tasks.bound.name) == 120
+    assert [j.id for j in app.jobs()] == [email.id]
+
+
+def test_bulk_actions_skip_jobs_they_cannot_change(app: Conveyor, tasks: Any) -> None:
+    waiting = tasks.bound.delay(1)
+    running_id = tasks.bound.delay(2).id
+    [running] = app.backend.fetch(["default"], 1, worker_id="w", lease_seconds=30)
+    assert running.id == waiting.id  # FIFO: the first one is running now
+    assert app.delete_jobs(queue="default") == 1  # the running one stays
+    assert [j.id for j in app.jobs()] == [waiting.id]
+    assert app.get_job(waiting.id).status == JobState.RUNNING and running_id != waiting.id

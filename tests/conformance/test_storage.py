@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import threading
@@ -12,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from conveyor import Conveyor
-from conveyor.backends import Backend, Finish, Lease
+from conveyor.backends import Backend, Finish, Lease, MinuteStats, WorkerInfo
 from conveyor.errors import InvalidTransition, JobNotFound
 from conveyor.job import TRANSITIONS, AttemptError, JobState, NewJob
 from tests.conftest import wait_for
@@ -327,6 +328,77 @@ def test_list_filters_and_paginates_newest_first(backend: Backend) -> None:
     assert len(backend.list_jobs(task="x")) == 5
     fetch(backend, 3, queues=("q",))
     assert len(backend.list_jobs(state=JobState.RUNNING)) == 3
+
+
+def test_list_searches_ids_task_names_and_arguments_ignoring_case(backend: Backend) -> None:
+    invoice = backend.enqueue([new_job("billing.send_invoice", job_id="invoice-1",
+                                       payload='{"args":["ann@example.com"],"kwargs":{}}')])[0]
+    welcome = backend.enqueue([new_job("emails.welcome", payload='{"args":["Bob@Example.com"],"kwargs":{}}')])[0]
+    assert [r.id for r in backend.list_jobs(search="invoice")] == [invoice.id]
+    assert [r.id for r in backend.list_jobs(search="WELCOME")] == [welcome.id]
+    assert [r.id for r in backend.list_jobs(search="bob@example")] == [welcome.id]
+    assert [r.id for r in backend.list_jobs(search="example.com", limit=1, offset=1)] == [invoice.id]
+    assert backend.list_jobs(search="%") == [] and backend.list_jobs(search="ann_example") == []
+    assert backend.list_jobs(search="invoice", state=JobState.RUNNING) == []
+
+
+def test_delete_removes_a_waiting_or_finished_job_never_a_running_one(backend: Backend) -> None:
+    ids = [r.id for r in backend.enqueue([new_job(), new_job(), new_job(), new_job(delay=60)])]
+    running, done = fetch(backend, 2)
+    backend.finish([Finish(done.id, done.lease_token or "", JobState.COMPLETED, result="1")])
+    for job_id in (done.id, ids[2], ids[3]):
+        assert backend.delete(job_id).id == job_id
+        assert backend.get(job_id) is None
+    with pytest.raises(InvalidTransition, match="running"):
+        backend.delete(running.id)
+    with pytest.raises(JobNotFound):
+        backend.delete("no-such-job")
+    assert [r.id for r in backend.list_jobs()] == [running.id]
+    assert backend.counts() == {"default": {JobState.RUNNING: 1}}
+    assert backend.enqueue([new_job(job_id=ids[2])])[0].created  # a deleted id can be used again
+
+
+def worker_info(worker_id: str, **changes: object) -> WorkerInfo:
+    info = WorkerInfo(id=worker_id, hostname="host-a", pid=4242, queues=("default", "emails"), concurrency=8,
+                      pool="thread", started_at=1_700_000_000.5)
+    return dataclasses.replace(info, **changes)  # type: ignore[arg-type]
+
+
+def test_workers_announce_themselves_until_they_leave(backend: Backend) -> None:
+    backend.report_worker(worker_info("w1", running=("j1",)), [], ttl=30)
+    backend.report_worker(worker_info("w2"), [], ttl=30)
+    clock = backend.report_worker(worker_info("w1", running=("j2", "j3"), processed=7), [], ttl=30)
+    assert clock == pytest.approx(backend.now(), abs=2)
+    w1, w2 = backend.workers()
+    assert dataclasses.replace(w1, last_seen=0.0) == worker_info("w1", running=("j2", "j3"), processed=7)
+    assert w1.last_seen == pytest.approx(clock, abs=0.5) and w2.id == "w2"
+    backend.remove_worker("w2")
+    assert [w.id for w in backend.workers()] == ["w1"]
+
+
+def test_worker_that_stops_reporting_is_forgotten_after_its_ttl(backend: Backend) -> None:
+    backend.report_worker(worker_info("silent"), [], ttl=0.2)
+    backend.report_worker(worker_info("alive"), [], ttl=30)
+    assert wait_for(lambda: [w.id for w in backend.workers()] == ["alive"], timeout=5)
+
+
+def test_stats_add_up_per_minute_and_queue(backend: Backend) -> None:
+    now = backend.now()
+    minute = now - now % 60
+    backend.report_worker(worker_info("w1"), [
+        MinuteStats(minute, "a", completed=2, started=3, wait_total=0.25, wait_max=0.125),
+        MinuteStats(minute - 60, "a", failed=1, started=1, wait_total=2.0, wait_max=2.0)], ttl=30)
+    backend.report_worker(worker_info("w2"), [
+        MinuteStats(minute, "a", completed=1, retried=1, started=1, wait_total=0.5, wait_max=0.5),
+        MinuteStats(minute, "b", completed=4)], ttl=30)
+    backend.report_worker(worker_info("w2"), [MinuteStats(minute - 3 * 86400, "a", completed=9)], ttl=30)
+    stats = backend.stats(since=minute - 86400)
+    assert [(s.minute, s.queue) for s in stats] == [(minute - 60, "a"), (minute, "a"), (minute, "b")]
+    assert stats[1] == MinuteStats(minute, "a", completed=3, failed=0, retried=1, started=4, wait_total=0.75,
+                                   wait_max=0.5)
+    assert stats[0].failed == 1 and stats[2].completed == 4
+    assert [(s.minute, s.queue) for s in backend.stats(since=minute)] == [(minute, "a"), (minute, "b")]
+    assert all(s.minute > minute - 86400 for s in backend.stats(since=0))  # older than retention: gone
 
 
 def test_counts_by_queue_and_state(backend: Backend) -> None:

@@ -214,6 +214,26 @@ def test_progress_is_visible_while_the_job_runs(tapp: Conveyor, tmp_path: Path) 
     assert seen == [(40.0, "resizing")]
 
 
+def test_worker_announces_itself_its_jobs_and_its_throughput(tapp: Conveyor, tmp_path: Path) -> None:
+    marker = tmp_path / "go"
+    with running_worker(tapp, concurrency=3) as worker:
+        held = worker_app.progress_then_wait.delay(str(marker))
+        [info] = wait_for(lambda: [w for w in tapp.workers() if held.id in w.running], timeout=10)
+        assert (info.id, info.pid, info.queues, info.concurrency, info.pool) == (
+            worker.id, os.getpid(), ("default",), 3, "thread")
+        assert info.last_seen == pytest.approx(tapp.backend.now(), abs=5)
+        marker.touch()
+        held.result(timeout=10)
+        assert worker_app.add.delay(1, 2).result(timeout=10) == 3
+        with pytest.raises(JobFailed):
+            worker_app.fail_always.delay("no").result(timeout=10)
+    assert tapp.workers() == []  # a worker that stops says so at once
+    totals = [s for s in tapp.stats() if s.queue == "default"]
+    assert sum(s.completed for s in totals) == 2 and sum(s.failed for s in totals) == 1
+    assert sum(s.retried for s in totals) == 2 and sum(s.started for s in totals) == 5
+    assert 0 <= max(s.wait_max for s in totals) < 5
+
+
 def test_cpu_bound_job_keeps_its_lease_past_the_lease_length(tapp: Conveyor) -> None:
     job = worker_app.spin.delay(3 * tapp.lease_seconds)  # never yields for three lease lengths
     with running_worker(tapp, concurrency=1):

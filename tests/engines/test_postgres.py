@@ -110,6 +110,8 @@ EXPECTED_TABLES = {
     "locks": {"name", "owner", "expires_at"},
     "schedules": {"name", "last_tick", "paused", "last_job_id", "last_fired_at"},
     "migrations": {"version", "name", "applied_at"},
+    "workers": {"id", "info", "last_seen", "expires_at"},
+    "stats": {"minute", "queue", "completed", "failed", "retried", "started", "wait_total", "wait_max"},
 }
 EXPECTED_INDEXES = {"jobs_ready", "jobs_scheduled", "jobs_leases", "jobs_expires", "jobs_state"}
 
@@ -169,10 +171,10 @@ def test_conveyor_migrate_command(url: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
     first = subprocess.run([sys.executable, "-m", "conveyor.cli", "migrate", "--url", url], env=env,
                            capture_output=True, text=True, timeout=60)
-    assert first.returncode == 0 and "is at version 2: applied 1, 2" in first.stdout, first.stderr
+    assert first.returncode == 0 and "is at version 3: applied 1, 2, 3" in first.stdout, first.stderr
     again = subprocess.run([sys.executable, "-m", "conveyor.cli", "migrate", "--url", url], env=env,
                            capture_output=True, text=True, timeout=60)
-    assert "is at version 2: nothing to apply" in again.stdout
+    assert "is at version 3: nothing to apply" in again.stdout
 
 
 def test_killed_connections_the_worker_carries_on(tapp: Conveyor, url: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conveyor import BackendError, ConfigurationError, Conveyor
-from conveyor.job import NewJob
+from conveyor.job import JobState, NewJob
 
 
 def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,3 +132,23 @@ def test_eight_processes_enqueueing_and_claiming_at_once_never_see_a_lock_error(
     counts = app.counts()["q"]
     assert sum(counts.values()) == 1200  # every enqueue landed
     app.close()
+
+
+def test_a_store_made_by_the_first_schema_is_upgraded_and_keeps_its_jobs(tmp_path: Path) -> None:
+    from conveyor.backends.sql_files import load_migrations
+    path = tmp_path / "old.db"
+    [(_, _, first), *later] = load_migrations("conveyor.backends.sqlite")
+    with sqlite3.connect(path) as conn:  # a store as conveyor 0.1 left it
+        conn.executescript(first)
+        conn.execute("INSERT INTO conveyor_meta (key, value) VALUES ('schema_version', '1')")
+        conn.execute("INSERT INTO conveyor_jobs (id, task, queue, priority, state, payload, run_at, enqueued_at, "
+                     "max_attempts) VALUES ('old-1', 't', 'default', 0, 'queued', '{}', 0, 0, 1)")
+    app = Conveyor(f"sqlite:///{path}")
+    assert app.get_job("old-1").status == JobState.QUEUED
+    assert app.workers() == []  # the tables a later schema adds are there
+    app.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM conveyor_meta").fetchone() == (str(later[-1][0]),)
+        conn.execute("UPDATE conveyor_meta SET value = '99'")
+    with pytest.raises(BackendError, match="version 99, newer"):
+        Conveyor(f"sqlite:///{path}").backend  # noqa: B018

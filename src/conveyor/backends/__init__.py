@@ -10,14 +10,16 @@ from conveyor.backends.base import (
     Finish,
     HeartbeatReply,
     Lease,
+    MinuteStats,
     Retention,
     ScheduleState,
     TransactionalBackend,
+    WorkerInfo,
 )
 from conveyor.errors import ConfigurationError
 
-__all__ = ["Backend", "Capabilities", "Finish", "HeartbeatReply", "Lease", "Retention", "ScheduleState",
-           "TransactionalBackend", "open_backend"]
+__all__ = ["Backend", "Capabilities", "Finish", "HeartbeatReply", "Lease", "MinuteStats", "Retention",
+           "ScheduleState", "TransactionalBackend", "WorkerInfo", "open_backend"]
 
 _SQLITE_PARAMS = {"busy_timeout": float, "synchronous": str, "poll_interval": float}
 

@@ -8,6 +8,7 @@ skewed clocks agree on when a job is due and when a lease expires.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,68 @@ class ScheduleState:
     last_fired_at: float | None = None
 
 
+STATS_RETENTION = 24 * 3600.0  # how long per-minute totals are kept, in seconds
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A live worker as it announces itself; the store stamps `last_seen` with its own clock."""
+
+    id: str
+    hostname: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    pool: str
+    started_at: float
+    running: tuple[str, ...] = ()  # ids of the jobs it holds now
+    processed: int = 0
+    last_seen: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps({"id": self.id, "hostname": self.hostname, "pid": self.pid, "queues": list(self.queues),
+                           "concurrency": self.concurrency, "pool": self.pool, "started_at": self.started_at,
+                           "running": list(self.running), "processed": self.processed})
+
+    @classmethod
+    def from_json(cls, text: str, last_seen: float) -> WorkerInfo:
+        data = json.loads(text)
+        return cls(id=data["id"], hostname=data["hostname"], pid=int(data["pid"]), queues=tuple(data["queues"]),
+                   concurrency=int(data["concurrency"]), pool=data["pool"], started_at=float(data["started_at"]),
+                   running=tuple(data["running"]), processed=int(data["processed"]), last_seen=float(last_seen))
+
+
+@dataclass(slots=True)
+class MinuteStats:
+    """What workers did in one queue in one minute: attempts that ended, by outcome, and how long
+    jobs waited between falling due and starting. Workers add theirs up; the store keeps the sums."""
+
+    minute: float  # unix seconds at the start of the minute, engine clock
+    queue: str
+    completed: int = 0
+    failed: int = 0  # attempts that ended the job failed
+    retried: int = 0  # attempts that failed and left the job to run again
+    started: int = 0
+    wait_total: float = 0.0  # seconds from due to start, summed over the `started` jobs
+    wait_max: float = 0.0
+
+    def add(self, other: MinuteStats) -> None:
+        self.completed += other.completed
+        self.failed += other.failed
+        self.retried += other.retried
+        self.started += other.started
+        self.wait_total += other.wait_total
+        self.wait_max = max(self.wait_max, other.wait_max)
+
+    @property
+    def wait_mean(self) -> float | None:
+        return self.wait_total / self.started if self.started else None
+
+    def totals(self) -> tuple[int, int, int, int, float, float]:
+        """The six numbers in the order the engines' statements and scripts take them."""
+        return (self.completed, self.failed, self.retried, self.started, self.wait_total, self.wait_max)
+
+
 QueueCounts = Mapping[str, Mapping[JobState, int]]
 
 
@@ -129,9 +192,14 @@ class Backend(Protocol):
 
     def get(self, job_id: str) -> JobRecord | None: ...
 
-    def list_jobs(self, *, state: JobState | None = None, queue: str | None = None,
-                  task: str | None = None, limit: int = 50, offset: int = 0) -> list[JobRecord]:
-        """Newest first."""
+    def list_jobs(self, *, state: JobState | None = None, queue: str | None = None, task: str | None = None,
+                  search: str | None = None, limit: int = 50, offset: int = 0) -> list[JobRecord]:
+        """Newest first. `search` keeps jobs whose id, task name or arguments (the payload's JSON
+        text) contain it, ignoring ASCII case."""
+        ...
+
+    def delete(self, job_id: str) -> JobRecord:
+        """Delete a job that is not running (cancel a running one first); returns it as it was."""
         ...
 
     def counts(self) -> dict[str, dict[JobState, int]]:
@@ -151,6 +219,21 @@ class Backend(Protocol):
     def resume(self, queue: str) -> None: ...
 
     def paused(self) -> set[str]: ...
+
+    def report_worker(self, info: WorkerInfo, stats: Sequence[MinuteStats], ttl: float) -> float:
+        """Announce a live worker for `ttl` seconds, replacing its previous report, and add `stats`
+        to the per-minute totals (kept for STATS_RETENTION); returns the engine's clock."""
+        ...
+
+    def remove_worker(self, worker_id: str) -> None: ...
+
+    def workers(self) -> list[WorkerInfo]:
+        """Workers whose last report has not expired, by id."""
+        ...
+
+    def stats(self, since: float) -> list[MinuteStats]:
+        """Per-minute totals for minutes starting at `since` or later, by minute then queue."""
+        ...
 
     def acquire_lock(self, name: str, owner: str, ttl: float) -> bool:
         """Take or extend the named lock for `ttl` seconds; False if another owner holds it."""

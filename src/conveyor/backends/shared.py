@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
+from conveyor.errors import InvalidTransition, JobNotFound
 from conveyor.job import JobRecord, JobState
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,3 +54,29 @@ def record_from_row(row: Mapping[str, Any]) -> JobRecord:
     )
 
 
+
+
+def job_filter(state: Any, queue: str | None, task: str | None, search: str | None, *,
+               param: str, like: str) -> tuple[str, list[Any]]:
+    """The WHERE clause (or '') and its parameters for listing jobs on the SQL engines; `param` is
+    the driver's placeholder, `like` the case-insensitive LIKE of the dialect."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (("state", state), ("queue", queue), ("task", task)):
+        if value is not None:
+            clauses.append(f"{column} = {param}")
+            params.append(str(value))
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        clauses.append("(" + " OR ".join(f"{column} {like} {param} ESCAPE '\\'"
+                                          for column in ("id", "task", "payload")) + ")")
+        params += [pattern] * 3
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
+def refusal(job_id: str, action: str, state: str | None) -> JobNotFound | InvalidTransition:
+    """The error for an operator verb that changed nothing: the job is gone, or its state forbids it."""
+    if state is None:
+        return JobNotFound(f"no job with id {job_id!r} (never enqueued, or pruned after its retention)")
+    hint = "; cancel it first" if action == "delete" and state == "running" else ""
+    return InvalidTransition(f"cannot {action} job {job_id!r}: it is {state}{hint}")

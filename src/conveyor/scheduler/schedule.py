@@ -68,3 +68,23 @@ class Schedule:
 
     def describe(self) -> str:
         return self.trigger.describe()
+
+
+@dataclass(frozen=True)
+class ScheduleStatus:
+    """A schedule as operators see it: its definition beside what the store knows of it."""
+
+    name: str
+    task: str
+    when: str  # the trigger, described: "cron 0 * * * * (UTC)", "every 30s"
+    missed: MissedPolicy
+    paused: bool
+    next_run: float | None  # None while paused
+    last_tick: float
+    last_fired_at: float | None
+    last_job_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "task": self.task, "when": self.when, "missed": self.missed,
+                "paused": self.paused, "next_run": self.next_run, "last_tick": self.last_tick,
+                "last_fired_at": self.last_fired_at, "last_job_id": self.last_job_id}

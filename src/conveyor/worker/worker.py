@@ -15,7 +15,7 @@ from typing import Literal
 
 from conveyor import logs
 from conveyor.app import Conveyor, JobEvent
-from conveyor.backends.base import Finish
+from conveyor.backends.base import Finish, MinuteStats, WorkerInfo
 from conveyor.errors import ConfigurationError, ConveyorError
 from conveyor.job import JobRecord, JobState
 from conveyor.options import check_queue
@@ -32,6 +32,56 @@ _EVENT_OF_STATE = {JobState.COMPLETED: "completed", JobState.FAILED: "failed", J
                    JobState.SCHEDULED: "retrying", JobState.QUEUED: "retrying"}
 _SUPERVISOR_TICK = 0.05
 _PRUNE_INTERVAL = 60.0
+_REPORT_INTERVAL = 5.0  # how often a worker announces itself and sends its totals, at most
+
+
+class Tally:
+    """Per-minute, per-queue totals since the last report: kept by the worker's loop, sent by its
+    supervisor. Minutes are on the engine's clock, so every worker's totals land in the same buckets."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._totals: dict[tuple[float, str], MinuteStats] = {}
+        self.clock_offset = 0.0  # the engine's clock minus this machine's, as of the last report
+
+    def _bucket(self, at: float, queue: str) -> MinuteStats:
+        minute = at - at % 60
+        total = self._totals.get((minute, queue))
+        if total is None:
+            total = self._totals[(minute, queue)] = MinuteStats(minute, queue)
+        return total
+
+    def started(self, record: JobRecord) -> None:
+        at = record.started_at if record.started_at is not None else time.time() + self.clock_offset
+        wait = max(0.0, at - record.run_at)
+        with self._lock:
+            total = self._bucket(at, record.queue)
+            total.started += 1
+            total.wait_total += wait
+            total.wait_max = max(total.wait_max, wait)
+
+    def ended(self, queue: str, finish: Finish) -> None:
+        if finish.release:
+            return
+        with self._lock:
+            total = self._bucket(time.time() + self.clock_offset, queue)
+            if finish.state == JobState.COMPLETED:
+                total.completed += 1
+            elif finish.state == JobState.FAILED:
+                total.failed += 1
+            elif finish.state in (JobState.SCHEDULED, JobState.QUEUED):
+                total.retried += 1
+
+    def take(self) -> list[MinuteStats]:
+        with self._lock:
+            totals, self._totals = list(self._totals.values()), {}
+        return totals
+
+    def give_back(self, totals: list[MinuteStats]) -> None:
+        """Totals a report could not deliver: they go out with the next one."""
+        with self._lock:
+            for total in totals:
+                self._bucket(total.minute, total.queue).add(total)
 
 
 class Worker:
@@ -47,6 +97,7 @@ class Worker:
         if pool not in DEFAULT_CONCURRENCY:
             raise ConfigurationError(f"pool={pool!r}: use thread, process or async")
         self.app = app
+        self.pool_kind = pool
         self.queues = [check_queue(q) for q in (queues or [app.default_queue])]
         self.concurrency = concurrency or DEFAULT_CONCURRENCY[pool]
         if self.concurrency < 1 or prefetch < 0:
@@ -61,6 +112,9 @@ class Worker:
         self.lease_seconds = app.lease_seconds
         self.heartbeat_interval = app.heartbeat_interval
         self.rescue_interval = max(0.25, min(self.lease_seconds / 4, 15.0))
+        self.report_interval = min(_REPORT_INTERVAL, self.heartbeat_interval)
+        self.started_at = time.time()
+        self.tally = Tally()
         self.id = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(2)}"
         self.pool: Pool = (ProcessPool(app, self.concurrency, self._on_done, app.import_path) if pool == "process"
                            else LocalPool(app, self.concurrency, self._on_done))
@@ -82,6 +136,7 @@ class Worker:
             handle_stop_signals(self._on_first_signal, self._on_second_signal)
         self.app.backend  # open (and create) the store before announcing readiness  # noqa: B018
         self.pool.start()
+        self._report()
         self._supervisor.start()
         logger.info("worker %s started: queues=%s concurrency=%d pool=%s", self.id, ",".join(self.queues),
                     self.concurrency, type(self.pool).__name__)
@@ -155,6 +210,8 @@ class Worker:
             with self._lock:
                 self.attempts.pop(attempt.record.id, None)
             self.processed += 1
+            if ok:
+                self.tally.ended(attempt.record.queue, finish)
             self._announce(attempt, finish, ok)
 
     def _start(self, records: list[JobRecord]) -> None:
@@ -163,6 +220,7 @@ class Worker:
             with self._lock:
                 self.attempts[record.id] = attempt
             self.fetched += 1
+            self.tally.started(record)
             logs.state_change(record.id, record.task, record.queue, "running", "queued", attempt=record.attempts,
                               max_attempts=record.max_attempts, worker=self.id)
             self.app.emit(JobEvent("started", record))
@@ -213,6 +271,7 @@ class Worker:
     def _supervise(self) -> None:
         next_heartbeat = next_rescue = time.monotonic()
         next_prune = time.monotonic() + _PRUNE_INTERVAL
+        next_report = time.monotonic() + self.report_interval
         while not self.stopping.wait(_SUPERVISOR_TICK) or self.attempts:
             with self._lock:
                 attempts = list(self.attempts.values())
@@ -225,6 +284,9 @@ class Worker:
                 if now >= next_rescue:
                     next_rescue = now + self.rescue_interval
                     self._rescue()
+                if now >= next_report:
+                    next_report = now + self.report_interval
+                    self._report()
                 if now >= next_prune:
                     next_prune = now + _PRUNE_INTERVAL
                     self.app.backend.prune()
@@ -255,6 +317,25 @@ class Worker:
             elif job_id in reply.cancel_requested and not attempt.cancel.is_set():
                 logger.info("job %s: cancel requested, stopping it", job_id)
                 self.pool.cancel(attempt)
+
+    def info(self) -> WorkerInfo:
+        with self._lock:
+            running = tuple(self.attempts)
+        return WorkerInfo(id=self.id, hostname=socket.gethostname(), pid=os.getpid(), queues=tuple(self.queues),
+                          concurrency=self.concurrency, pool=self.pool_kind, started_at=self.started_at,
+                          running=running, processed=self.processed)
+
+    def _report(self) -> None:
+        """Announce this worker and send its totals; what fails to go out goes with the next report."""
+        totals = self.tally.take()
+        try:
+            clock = self.app.backend.report_worker(self.info(), totals, ttl=max(3 * self.report_interval,
+                                                                                self.lease_seconds))
+        except ConveyorError as exc:
+            self.tally.give_back(totals)
+            logger.warning("worker %s: could not report to the store (%s); will retry", self.id, exc)
+            return
+        self.tally.clock_offset = clock - time.time()
 
     def _rescue(self) -> None:
         for record in self.app.backend.rescue_expired():
@@ -302,6 +383,12 @@ class Worker:
         self._stopped_for_good = True
         self.pool.stop()
         self._supervisor.join(timeout=2)
+        self._report()
+        try:
+            self.app.backend.remove_worker(self.id)
+        except ConveyorError as exc:
+            logger.warning("worker %s: could not sign off (%s); the store forgets it when its report expires",
+                           self.id, exc)
         logger.info("worker %s stopped after %d jobs", self.id, self.processed)
 
     def _release(self, attempts: list[Attempt], why: str) -> None:

@@ -15,7 +15,6 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from importlib import resources
 from typing import Any, TypeVar
 
 import psycopg
@@ -23,11 +22,22 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from conveyor.backends.base import Capabilities, Finish, HeartbeatReply, Lease, Retention, ScheduleState
+from conveyor.backends.base import (
+    STATS_RETENTION,
+    Capabilities,
+    Finish,
+    HeartbeatReply,
+    Lease,
+    MinuteStats,
+    Retention,
+    ScheduleState,
+    WorkerInfo,
+)
+from conveyor.backends.shared import job_filter, refusal, safe_url, translated
 from conveyor.backends.shared import record_from_row as _record
-from conveyor.backends.shared import safe_url, translated
+from conveyor.backends.sql_files import load_migrations, load_sql
 from conveyor.backends.wake import WakeBoard
-from conveyor.errors import BackendError, InvalidTransition, JobNotFound
+from conveyor.errors import BackendError
 from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,18 +47,9 @@ PACKAGE = "conveyor.backends.postgres"
 SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 
 
-def _files(folder: str) -> Any:
-    return resources.files(PACKAGE).joinpath(folder)
-
-
 def migrations() -> list[tuple[int, str, str]]:
     """(version, name, SQL text) of every migration, in order."""
-    found = []
-    for entry in _files("migrations").iterdir():
-        if entry.name.endswith(".sql"):
-            version, _, name = entry.name.removesuffix(".sql").partition("_")
-            found.append((int(version), name, entry.read_text()))
-    return sorted(found)
+    return load_migrations(PACKAGE)
 
 
 def _schedule_state(row: dict[str, Any]) -> ScheduleState:
@@ -152,7 +153,7 @@ class PostgresBackend:
     def _sql(self, name: str) -> sql.Composed:
         statement = self._statements.get(name)
         if statement is None:
-            text = _files("sql").joinpath(f"{name}.sql").read_text()
+            text = load_sql(PACKAGE, name)
             statement = self._statements[name] = sql.SQL(text).format(schema=sql.Identifier(self.schema))
         return statement
 
@@ -333,9 +334,7 @@ class PostgresBackend:
         if rows:
             return _record(rows[0])
         found = self._query("SELECT state FROM {schema}.jobs WHERE id = %s", (job_id,))
-        if not found:
-            raise JobNotFound(f"no job with id {job_id!r} (never enqueued, or pruned after its retention)")
-        raise InvalidTransition(f"cannot {action} job {job_id!r}: it is {found[0]['state']}")
+        raise refusal(job_id, action, found[0]["state"] if found else None)
 
     @translated
     def cancel(self, job_id: str) -> JobRecord:
@@ -351,13 +350,16 @@ class PostgresBackend:
         return _record(rows[0]) if rows else None
 
     @translated
-    def list_jobs(self, *, state: JobState | None = None, queue: str | None = None,
-                  task: str | None = None, limit: int = 50, offset: int = 0) -> list[JobRecord]:
-        rows = self._query(
-            "SELECT * FROM {schema}.jobs WHERE (%s::text IS NULL OR state = %s) AND (%s::text IS NULL OR queue = %s)"
-            " AND (%s::text IS NULL OR task = %s) ORDER BY seq DESC LIMIT %s OFFSET %s",
-            (state and str(state), state and str(state), queue, queue, task, task, limit, offset))
+    def list_jobs(self, *, state: JobState | None = None, queue: str | None = None, task: str | None = None,
+                  search: str | None = None, limit: int = 50, offset: int = 0) -> list[JobRecord]:
+        where, params = job_filter(state, queue, task, search, param="%s", like="ILIKE")
+        rows = self._query(f"SELECT * FROM {{schema}}.jobs {where} ORDER BY seq DESC LIMIT %s OFFSET %s",
+                           (*params, limit, offset))
         return [_record(row) for row in rows]
+
+    @translated
+    def delete(self, job_id: str) -> JobRecord:
+        return self._change("delete", job_id, "delete")
 
     @translated
     def counts(self) -> dict[str, dict[JobState, int]]:
@@ -395,6 +397,37 @@ class PostgresBackend:
     @translated
     def paused(self) -> set[str]:
         return {row["queue"] for row in self._query("SELECT queue FROM {schema}.paused_queues")}
+
+    # -- workers and their totals -------------------------------------------------------------
+
+    @translated
+    def report_worker(self, info: WorkerInfo, stats: Sequence[MinuteStats], ttl: float) -> float:
+        def body(cur: Cursor) -> float:
+            cur.execute(self._sql("report_worker"), {"id": info.id, "info": info.to_json(), "ttl": float(ttl)})
+            now = float(cur.fetchall()[0]["now"])
+            columns = list(zip(*[(s.minute, s.queue, *s.totals()) for s in stats], strict=True)) or [()] * 8
+            names = ("minute", "queue", "completed", "failed", "retried", "started", "wait_total", "wait_max")
+            cur.execute(self._sql("add_stats"), {**{name: list(column) for name, column in zip(
+                names, columns, strict=True)}, "keep_since": now - STATS_RETENTION})
+            return now
+        return self._run(body, transaction=True)
+
+    @translated
+    def remove_worker(self, worker_id: str) -> None:
+        self._query("DELETE FROM {schema}.workers WHERE id = %s", (worker_id,))
+
+    @translated
+    def workers(self) -> list[WorkerInfo]:
+        rows = self._query("SELECT info, last_seen FROM {schema}.workers "
+                           "WHERE expires_at > extract(epoch FROM clock_timestamp()) ORDER BY id")
+        return [WorkerInfo.from_json(row["info"], row["last_seen"]) for row in rows]
+
+    @translated
+    def stats(self, since: float) -> list[MinuteStats]:
+        rows = self._query("SELECT * FROM {schema}.stats WHERE minute >= greatest(%s, "
+                           "extract(epoch FROM clock_timestamp()) - %s) ORDER BY minute, queue",
+                           (since, STATS_RETENTION))
+        return [MinuteStats(**row) for row in rows]
 
     @translated
     def acquire_lock(self, name: str, owner: str, ttl: float) -> bool:

@@ -26,11 +26,21 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from conveyor.backends.base import Capabilities, Finish, HeartbeatReply, Lease, Retention, ScheduleState
+from conveyor.backends.base import (
+    STATS_RETENTION,
+    Capabilities,
+    Finish,
+    HeartbeatReply,
+    Lease,
+    MinuteStats,
+    Retention,
+    ScheduleState,
+    WorkerInfo,
+)
 from conveyor.backends.redis.keys import Keys
-from conveyor.backends.shared import safe_url, translated
+from conveyor.backends.shared import refusal, safe_url, translated
 from conveyor.backends.wake import WakeBoard
-from conveyor.errors import BackendError, InvalidTransition, JobNotFound
+from conveyor.errors import BackendError
 from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,7 +48,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 MIN_VERSION = (6, 2)
 SCRIPTS = ("enqueue", "heartbeat", "finish", "finish_and_fetch", "set_progress", "rescue_expired", "cancel",
            "retry_now", "prune", "purge", "acquire_lock", "release_lock", "schedule_states", "fire_schedule",
-           "set_schedule_paused")
+           "set_schedule_paused", "delete")
+STANDALONE_SCRIPTS = ("report_worker",)  # scripts that take their own keys, without lib.lua
 PRUNE_BATCH = 1000
 RESCUE_BATCH = 1000
 LIST_CHUNK = 500
@@ -66,6 +77,14 @@ def _record(meta_json: str, payload: str, result: str = "", errors: str = "") ->
         progress=_float(meta, "progress"), progress_message=meta.get("progress_message"),
         result=result or None, errors_json=errors or "[]",
     )
+
+
+def _matches(job_id: str, meta: dict[str, Any], payload: str, queue: str | None, task: str | None,
+             needle: str | None) -> bool:
+    """A job passes list_jobs' filters (`needle` is the lowercased search text)."""
+    if (queue is not None and meta["queue"] != queue) or (task is not None and meta["task"] != task):
+        return False
+    return needle is None or any(needle in text.lower() for text in (job_id, meta["task"], payload))
 
 
 def _schedule_state(name: str, raw: str) -> ScheduleState:
@@ -153,6 +172,7 @@ class RedisBackend:
             self._check_server()
         lib = _lua("lib")
         self._scripts = {name: self._client.register_script(f"{lib}\n{_lua(name)}") for name in SCRIPTS}
+        self._scripts.update({name: self._client.register_script(_lua(name)) for name in STANDALONE_SCRIPTS})
 
     def _check_server(self) -> None:
         info = self._client.info("server")
@@ -287,10 +307,8 @@ class RedisBackend:
 
     def _change(self, script: str, job_id: str, action: str, *args: Any) -> JobRecord:
         reply = self._run(script, self._queues_of([job_id]), [job_id, *args])
-        if reply[0] == "missing":
-            raise JobNotFound(f"no job with id {job_id!r} (never enqueued, or pruned after its retention)")
-        if reply[0] == "refused":
-            raise InvalidTransition(f"cannot {action} job {job_id!r}: it is {reply[1]}")
+        if reply[0] != "ok":
+            raise refusal(job_id, action, reply[1] if reply[0] == "refused" else None)
         return _record(*reply[1:])
 
     @translated
@@ -302,6 +320,10 @@ class RedisBackend:
         return self._change("retry_now", job_id, "retry")
 
     @translated
+    def delete(self, job_id: str) -> JobRecord:
+        return self._change("delete", job_id, "delete")
+
+    @translated
     def get(self, job_id: str) -> JobRecord | None:
         with self._client.pipeline(transaction=True) as pipe:
             for key in (self.keys.jobs, self.keys.payloads, self.keys.results, self.keys.errors):
@@ -310,9 +332,10 @@ class RedisBackend:
         return None if meta is None else _record(meta, payload or "", result or "", errors or "")
 
     @translated
-    def list_jobs(self, *, state: JobState | None = None, queue: str | None = None,
-                  task: str | None = None, limit: int = 50, offset: int = 0) -> list[JobRecord]:
+    def list_jobs(self, *, state: JobState | None = None, queue: str | None = None, task: str | None = None,
+                  search: str | None = None, limit: int = 50, offset: int = 0) -> list[JobRecord]:
         index = self.keys.state[state] if state is not None else self.keys.index
+        needle = search.lower() if search else None
         wanted: list[str] = []
         metas: dict[str, str] = {}
         start = 0
@@ -321,11 +344,12 @@ class RedisBackend:
             if not ids:
                 break
             start += LIST_CHUNK
-            for job_id, meta in zip(ids, self._client.hmget(self.keys.jobs, ids), strict=True):
+            # Arguments are read only when searching: a plain listing filters on metadata alone.
+            payloads = self._client.hmget(self.keys.payloads, ids) if needle else [""] * len(ids)
+            for job_id, meta, payload in zip(ids, self._client.hmget(self.keys.jobs, ids), payloads, strict=True):
                 if meta is None:
                     continue
-                parsed = json.loads(meta)
-                if (queue is None or parsed["queue"] == queue) and (task is None or parsed["task"] == task):
+                if _matches(job_id, json.loads(meta), payload or "", queue, task, needle):
                     wanted.append(job_id)
                     metas[job_id] = meta
         page = wanted[offset:offset + limit]
@@ -377,6 +401,48 @@ class RedisBackend:
     @translated
     def paused(self) -> set[str]:
         return set(self._client.smembers(self.keys.paused))
+
+    # -- workers and their totals -------------------------------------------------------------
+
+    @translated
+    def report_worker(self, info: WorkerInfo, stats: Sequence[MinuteStats], ttl: float) -> float:
+        args: list[Any] = [info.id, info.to_json(), repr(float(ttl)), repr(STATS_RETENTION)]
+        for total in stats:
+            args += [repr(float(total.minute)), total.queue, *(repr(number) for number in total.totals())]
+        return float(self._scripts["report_worker"](keys=self.keys.workers, args=args))
+
+    @translated
+    def remove_worker(self, worker_id: str) -> None:
+        workers, expiry, _, _ = self.keys.workers
+        with self._client.pipeline(transaction=True) as pipe:
+            pipe.hdel(workers, worker_id)
+            pipe.zrem(expiry, worker_id)
+            pipe.execute()
+
+    @translated
+    def workers(self) -> list[WorkerInfo]:
+        workers, expiry, _, _ = self.keys.workers
+        with self._client.pipeline(transaction=True) as pipe:
+            pipe.time()
+            pipe.hgetall(workers)
+            pipe.zrange(expiry, 0, -1, withscores=True)
+            (seconds, micros), reports, expiries = pipe.execute()
+        now = float(seconds) + micros / 1_000_000
+        alive = sorted(worker_id for worker_id, expires_at in expiries if expires_at > now and worker_id in reports)
+        return [WorkerInfo.from_json(reports[worker_id].split("\t", 1)[1], float(reports[worker_id].split("\t", 1)[0]))
+                for worker_id in alive]
+
+    @translated
+    def stats(self, since: float) -> list[MinuteStats]:
+        _, _, stats, index = self.keys.workers
+        since = max(since, self.now() - STATS_RETENTION)
+        fields = self._client.zrangebyscore(index, repr(float(since)), "+inf")
+        totals = []
+        for field, raw in zip(fields, self._client.hmget(stats, fields) if fields else [], strict=True):
+            if raw is not None:
+                minute, queue = field.split("\t", 1)
+                totals.append(MinuteStats(float(minute), queue, **json.loads(raw)))
+        return sorted(totals, key=lambda total: (total.minute, total.queue))
 
     @translated
     def acquire_lock(self, name: str, owner: str, ttl: float) -> bool:

@@ -30,6 +30,8 @@ class Keys:
             setattr(self, name, key)
         self.state = {state: f"{self.prefix}:state:{state}" for state in STATE_ORDER}
         self.wake = f"{self.prefix}:wake"  # a pub/sub channel, not a key
+        # Outside the jobs' layout: only report_worker.lua and plain reads touch these.
+        self.workers = [f"{self.prefix}:{name}" for name in ("workers", "worker_expiry", "stats", "stats_index")]
 
     def queued(self, queue: str) -> str:
         return f"{self.prefix}:queued:{queue}"

@@ -20,13 +20,22 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from conveyor.backends.base import Capabilities, Finish, HeartbeatReply, Lease, Retention, ScheduleState
+from conveyor.backends.base import (
+    STATS_RETENTION,
+    Capabilities,
+    Finish,
+    HeartbeatReply,
+    Lease,
+    MinuteStats,
+    Retention,
+    ScheduleState,
+    WorkerInfo,
+)
+from conveyor.backends.shared import job_filter, refusal
 from conveyor.backends.shared import record_from_row as _record
-from conveyor.backends.sql_files import load_sql
-from conveyor.errors import BackendError, ConfigurationError, InvalidTransition, JobNotFound
+from conveyor.backends.sql_files import load_migrations, load_sql
+from conveyor.errors import BackendError, ConfigurationError
 from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
-
-SCHEMA_VERSION = "1"
 
 
 def _sql(name: str) -> str:
@@ -157,19 +166,29 @@ class SQLiteBackend:
             raise BackendError(f"could not switch {self.path} to WAL mode (got {mode!r}); "
                                "SQLite stores need a local filesystem that supports shared memory")
         with self._write() as conn:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if "conveyor_meta" in tables:
-                row = conn.execute("SELECT value FROM conveyor_meta WHERE key = 'schema_version'").fetchone()
-                if row is None or row[0] != SCHEMA_VERSION:
-                    raise BackendError(f"{self.path} holds conveyor schema version {row and row[0]!r}, "
-                                       f"this conveyor needs {SCHEMA_VERSION!r}; upgrade conveyor")
-                return
-            if tables - {"sqlite_sequence"}:
-                raise BackendError(f"{self.path} is a SQLite database that conveyor did not create "
-                                   f"(it has tables {sorted(tables)[:5]}); use a separate file for jobs")
-            for statement in _sql("schema").split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Apply the migrations this store lacks, in the caller's transaction."""
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        version = 0
+        if "conveyor_meta" in tables:
+            row = conn.execute("SELECT value FROM conveyor_meta WHERE key = 'schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+        elif tables - {"sqlite_sequence"}:
+            raise BackendError(f"{self.path} is a SQLite database that conveyor did not create "
+                               f"(it has tables {sorted(tables)[:5]}); use a separate file for jobs")
+        known = load_migrations(__package__ or "conveyor.backends.sqlite")
+        if version > known[-1][0]:
+            raise BackendError(f"{self.path} holds conveyor schema version {version}, newer than this conveyor "
+                               f"knows ({known[-1][0]}); upgrade conveyor")
+        for number, _, text in known:
+            if number > version:
+                for statement in text.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT OR REPLACE INTO conveyor_meta (key, value) VALUES ('schema_version', ?)",
+                              (str(number),))
 
     def close(self) -> None:
         self._closed = True
@@ -318,27 +337,28 @@ class SQLiteBackend:
     @staticmethod
     def _refuse(conn: sqlite3.Connection, job_id: str, action: str) -> None:
         row = conn.execute("SELECT state FROM conveyor_jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise JobNotFound(f"no job with id {job_id!r} (never enqueued, or pruned after its retention)")
-        raise InvalidTransition(f"cannot {action} job {job_id!r}: it is {row['state']}")
+        raise refusal(job_id, action, row["state"] if row else None)
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._read() as conn:
             row = conn.execute("SELECT * FROM conveyor_jobs WHERE id = ?", (job_id,)).fetchone()
         return _record(row) if row else None
 
-    def list_jobs(self, *, state: JobState | None = None, queue: str | None = None,
-                  task: str | None = None, limit: int = 50, offset: int = 0) -> list[JobRecord]:
-        clauses, params = [], []
-        for column, value in (("state", state), ("queue", queue), ("task", task)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(str(value))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    def list_jobs(self, *, state: JobState | None = None, queue: str | None = None, task: str | None = None,
+                  search: str | None = None, limit: int = 50, offset: int = 0) -> list[JobRecord]:
+        where, params = job_filter(state, queue, task, search, param="?", like="LIKE")
         with self._read() as conn:
             rows = conn.execute(f"SELECT * FROM conveyor_jobs {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
                                 (*params, limit, offset)).fetchall()
         return [_record(row) for row in rows]
+
+    def delete(self, job_id: str) -> JobRecord:
+        with self._write() as conn:
+            row = conn.execute("DELETE FROM conveyor_jobs WHERE id = ? AND state <> 'running' RETURNING *",
+                               (job_id,)).fetchone()
+            if row is None:
+                self._refuse(conn, job_id, "delete")
+        return _record(row)
 
     def counts(self) -> dict[str, dict[JobState, int]]:
         result: dict[str, dict[JobState, int]] = {}
@@ -371,6 +391,34 @@ class SQLiteBackend:
     def paused(self) -> set[str]:
         with self._read() as conn:
             return {row[0] for row in conn.execute("SELECT queue FROM conveyor_paused_queues")}
+
+    # -- workers and their totals -------------------------------------------------------------
+
+    def report_worker(self, info: WorkerInfo, stats: Sequence[MinuteStats], ttl: float) -> float:
+        now = self.now()
+        with self._write() as conn:
+            conn.execute(_sql("report_worker"), (info.id, info.to_json(), now, now + ttl))
+            conn.execute("DELETE FROM conveyor_workers WHERE expires_at <= ?", (now,))
+            conn.executemany(_sql("add_stats"), [(s.minute, s.queue, *s.totals()) for s in stats])
+            conn.execute("DELETE FROM conveyor_stats WHERE minute < ?", (now - STATS_RETENTION,))
+        return now
+
+    def remove_worker(self, worker_id: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM conveyor_workers WHERE id = ?", (worker_id,))
+
+    def workers(self) -> list[WorkerInfo]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT info, last_seen FROM conveyor_workers WHERE expires_at > ? ORDER BY id",
+                                (self.now(),)).fetchall()
+        return [WorkerInfo.from_json(row["info"], row["last_seen"]) for row in rows]
+
+    def stats(self, since: float) -> list[MinuteStats]:
+        since = max(since, self.now() - STATS_RETENTION)
+        with self._read() as conn:
+            rows = conn.execute("SELECT * FROM conveyor_stats WHERE minute >= ? ORDER BY minute, queue",
+                                (since,)).fetchall()
+        return [MinuteStats(**dict(row)) for row in rows]
 
     def acquire_lock(self, name: str, owner: str, ttl: float) -> bool:
         now = self.now()

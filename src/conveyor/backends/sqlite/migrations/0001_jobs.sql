@@ -1,4 +1,5 @@
--- schema: the SQLite store, version 1. Applied in one transaction when a file is first opened.
+-- 0001 jobs: the SQLite store's first schema. Migrations run in one transaction when a store is opened;
+-- conveyor_meta's schema_version names the last one applied.
 -- Times are unix seconds (REAL) from the engine's clock. `seq` gives enqueue order.
 CREATE TABLE conveyor_meta (
     key   TEXT PRIMARY KEY,
@@ -55,5 +56,3 @@ CREATE TABLE conveyor_schedules (
     last_job_id   TEXT,
     last_fired_at REAL
 );
-
-INSERT INTO conveyor_meta (key, value) VALUES ('schema_version', '1');
