@@ -18,12 +18,13 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-# The tests start their own redis-server and PostgreSQL on free loopback ports; install the
-# Debian packages where they are missing (as root).
+# The tests start their own redis-server and PostgreSQL on free loopback ports, and drive Debian's
+# Chromium for the dashboard; install the Debian packages where they are missing (as root).
 servers:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

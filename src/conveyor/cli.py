@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -461,6 +462,44 @@ def queues_resume(names: tuple[str, ...], app_path: str | None, url: str | None)
     for name in names:
         app.resume(name)
         click.echo(f"resumed {name}")
+
+
+PASSWORD_VARIABLE = "CONVEYOR_DASHBOARD_PASSWORD"
+
+
+@main.command()
+@click.argument("app_path", metavar="MODULE:APP", envvar="CONVEYOR_APP")
+@click.option("--url", envvar="CONVEYOR_URL", help="Store URL, overriding the app's.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help=f"Address to listen on; any but loopback needs ${PASSWORD_VARIABLE}.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8321, show_default=True)
+@click.option("--read-only", is_flag=True, help="Show everything, change nothing.")
+@click.option("--user", default="admin", show_default=True,
+              help=f"User name for HTTP basic auth, on when ${PASSWORD_VARIABLE} is set.")
+@reports_errors
+def dashboard(app_path: str, url: str | None, host: str, port: int, read_only: bool, user: str) -> None:
+    """Serve the web dashboard. The password comes only from the environment, never the command line."""
+    try:
+        import uvicorn
+
+        from conveyor.dashboard import create_dashboard
+    except ImportError as exc:
+        _fail(f"the dashboard needs packages that are not installed ({exc.name}): pip install 'conveyor[dashboard]'")
+    from conveyor.dashboard.security import LOOPBACK_HOSTS
+
+    password = os.environ.get(PASSWORD_VARIABLE) or None
+    if host not in LOOPBACK_HOSTS and password is None:
+        _fail(f"refusing to serve the dashboard on {host} without authentication: set {PASSWORD_VARIABLE} "
+              "(HTTP basic auth), or keep --host 127.0.0.1 and put it behind your own proxy")
+    app = _open_app(app_path, url)
+    app.backend  # open the store now, so a wrong URL fails here and not on the first page  # noqa: B018
+    site = create_dashboard(app, read_only=read_only, username=user, password=password)
+    mode = "read-only, " if read_only else ""
+    auth = f"user {user!r}" if password else "no authentication"
+    from conveyor.backends.shared import safe_url
+
+    click.echo(f"conveyor dashboard for {safe_url(app.url)} on http://{host}:{port}/ ({mode}{auth}); Ctrl-C stops it")
+    uvicorn.run(site, host=host, port=port, log_level="warning")
 
 
 @main.command()

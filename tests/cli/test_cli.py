@@ -121,3 +121,45 @@ def test_cron_list_run_pause_resume(url: str) -> None:
 def test_scheduler_refuses_an_app_without_schedules(url: str) -> None:
     result = conveyor("scheduler", APP, url=url)
     assert result.returncode == 1 and "defines no schedules" in result.stderr
+
+
+def test_dashboard_refuses_to_listen_beyond_loopback_without_a_password(url: str) -> None:
+    result = conveyor("dashboard", APP, "--host", "0.0.0.0", url=url)
+    assert result.returncode == 1
+    assert "refusing to serve the dashboard on 0.0.0.0 without authentication" in result.stderr
+    assert "CONVEYOR_DASHBOARD_PASSWORD" in result.stderr
+
+
+def test_dashboard_serves_with_the_password_from_the_environment(url: str) -> None:
+    import base64
+    import urllib.error
+    import urllib.request
+
+    from tests.conftest import wait_for
+    from tests.servers import free_port
+
+    port = free_port()
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    env = {**inherited, "CONVEYOR_URL": url, "CONVEYOR_DASHBOARD_PASSWORD": "s3cret"}
+    server = subprocess.Popen([sys.executable, "-m", "conveyor.cli", "dashboard", APP, "--port", str(port),
+                               "--read-only"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    try:
+        def status(password: str | None) -> int | None:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/")
+            if password:
+                request.add_header("Authorization", "Basic " + base64.b64encode(f"admin:{password}".encode()).decode())
+            try:
+                with urllib.request.urlopen(request, timeout=2) as response:
+                    return int(response.status)
+            except urllib.error.HTTPError as error:
+                return error.code
+            except OSError:
+                return None  # not listening yet
+
+        assert wait_for(lambda: status(None), timeout=20) == 401
+        assert status("s3cret") == 200
+    finally:
+        server.terminate()
+        out, _ = server.communicate(timeout=10)
+    assert f"on http://127.0.0.1:{port}/ (read-only, user 'admin')" in out
