@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from counting import count_one, first_start_key, last_finish_key
+from counting import count_one, first_start_key, last_finish_key, tally
 
 from conveyor import Conveyor, JobState, Task
 
@@ -67,6 +67,7 @@ class Tasks(NamedTuple):
     noop: Task[[], None]
     probe: Task[[], float]
     count: Task[[str, int], None]  # counting.count_one: one Redis INCR per job (the Redis run only)
+    tally: Task[[str, int], None]  # counting.tally: counted in the worker's memory (the Redis run only)
 
 
 def register(target: Conveyor) -> Tasks:
@@ -74,7 +75,8 @@ def register(target: Conveyor) -> Tasks:
     producer side and as `bench` in the workers, so names derived from the module would differ."""
     return Tasks(target.task(name="bench.noop", queue=QUEUE, max_retries=0)(noop),
                  target.task(name="bench.started_at", queue=QUEUE, max_retries=0)(started_at),
-                 target.task(name="bench.count", queue=QUEUE, max_retries=0)(count_one))
+                 target.task(name="bench.count", queue=QUEUE, max_retries=0)(count_one),
+                 target.task(name="bench.tally", queue=QUEUE, max_retries=0)(tally))
 
 
 app = Conveyor()  # the workers' app: $CONVEYOR_URL, set by the benchmark; opened on first use only
@@ -137,12 +139,16 @@ REDIS_ROWS: list[Row] = [
     ("enqueue_bulk", "enqueue in bulk (task.map)", "jobs/s", "redis_lpush_pipelined", None),
     ("process", "processed by 1 worker process (-c 8, no-op)", "jobs/s", "redis_rpop", None),
     ("process_incr", "processed by 1 worker process (-c 8, 1 INCR/job)", "jobs/s", "redis_rpop", "huey_process"),
+    ("process_tally", "processed by 1 worker process (-c 8, no-op counted in process)", "jobs/s", "redis_rpop",
+     "huey_process_tally"),
     ("worker_rss", "worker peak RSS (VmHWM)", "MiB", None, "huey_rss"),
     ("latency_p50", "enqueue-to-start latency p50 (idle worker)", "ms", None, "huey_latency_p50"),
     ("latency_p99", "enqueue-to-start latency p99 (idle worker)", "ms", None, "huey_latency_p99"),
     ("huey_enqueue_one", "peer: huey enqueue one at a time (task())", "jobs/s", "redis_lpush", None),
     ("huey_process", "peer: huey processed by 1 consumer (-w 8 -k thread, 1 INCR/job)", "jobs/s", "redis_rpop",
      None),
+    ("huey_process_tally", "peer: huey processed by 1 consumer (-w 8 -k thread, no-op counted in process)",
+     "jobs/s", "redis_rpop", None),
     ("huey_rss", "peer: huey consumer peak RSS (VmHWM)", "MiB", None, None),
     ("huey_latency_p50", "peer: huey enqueue-to-start latency p50 (idle consumer)", "ms", None, None),
     ("huey_latency_p99", "peer: huey enqueue-to-start latency p99 (idle consumer)", "ms", None, None),
@@ -566,14 +572,15 @@ def counted_drain(server: RedisServer, key: str, jobs: int, worker: WorkerProces
         client.close()
 
 
-def bench_process_incr(server: RedisServer, namespace: str, log_path: Path, jobs: int) -> ProcessRun:
-    """As `bench_process`, but each job does one INCR, and the drain is timed by the jobs (the
-    way Huey's is), not by conveyor's store."""
+def bench_process_incr(server: RedisServer, namespace: str, log_path: Path, jobs: int, *,
+                       in_process: bool = False) -> ProcessRun:
+    """As `bench_process`, but the drain is timed by the jobs (the way Huey's is), not by
+    conveyor's store: each job does one INCR, or with `in_process` counts in the worker's memory."""
     url = server.url(namespace)
     producer, tasks = open_app(url)
     key = f"count:{namespace}"
     try:
-        tasks.count.map([(key, jobs)] * jobs)
+        (tasks.tally if in_process else tasks.count).map([(key, jobs)] * jobs)
         with WorkerProcess(url, log_path, env={"BENCH_REDIS_URL": server.url()}) as worker:
             jobs_per_s = counted_drain(server, key, jobs, worker)
             rss = worker.peak_rss_mib()
@@ -619,14 +626,16 @@ def bench_huey_enqueue_one(server: RedisServer, name: str, jobs: int) -> float:
         peer.huey.storage.pool.disconnect()
 
 
-def bench_huey_process(server: RedisServer, name: str, log_path: Path, jobs: int) -> ProcessRun:
+def bench_huey_process(server: RedisServer, name: str, log_path: Path, jobs: int, *,
+                       in_process: bool = False) -> ProcessRun:
     from huey_app import make_huey
 
     peer = make_huey(server.url(), name)
     key = f"count:{name}"
+    task = peer.tally if in_process else peer.count
     try:
         for _ in range(jobs):  # Huey has no bulk enqueue
-            peer.count(key, jobs)
+            task(key, jobs)
         with huey_consumer(server, name, log_path) as consumer:
             jobs_per_s = counted_drain(server, key, jobs, consumer)
             rss = consumer.peak_rss_mib()
@@ -1034,6 +1043,11 @@ def run_redis(settings: Settings, progress: Callable[[str], None]) -> tuple[dict
                 server.flush()
                 counted = bench_process_incr(server, f"{tag}-incr", directory / "incr-worker.log", settings.jobs)
                 record("process_incr", counted.jobs_per_s)
+                server.flush()
+                tallied = bench_process_incr(server, f"{tag}-tally", directory / "tally-worker.log", settings.jobs,
+                                             in_process=True)
+                record("process_tally", tallied.jobs_per_s)
+                warnings += tallied.warnings
                 warnings += counted.warnings
                 server.flush()
                 p50, p99 = bench_latency(server.url(f"{tag}-latency"), directory / "latency-worker.log",
@@ -1047,6 +1061,11 @@ def run_redis(settings: Settings, progress: Callable[[str], None]) -> tuple[dict
                     peer = bench_huey_process(server, f"{tag}_process", directory / "huey.log", settings.jobs)
                     record("huey_process", peer.jobs_per_s)
                     record("huey_rss", peer.peak_rss_mib)
+                    huey_warnings += peer.warnings
+                    server.flush()
+                    peer = bench_huey_process(server, f"{tag}_tally", directory / "huey-tally.log", settings.jobs,
+                                              in_process=True)
+                    record("huey_process_tally", peer.jobs_per_s)
                     huey_warnings += peer.warnings
                     server.flush()
                     p50, p99 = bench_huey_latency(server, f"{tag}_latency", directory / "huey-latency.log",

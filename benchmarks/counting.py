@@ -1,4 +1,9 @@
-"""The job body of the "1 INCR/job" rows, the same function for conveyor and for Huey.
+"""The job bodies that time a drain from inside the jobs, the same functions for conveyor and Huey.
+
+`count_one` (the "1 INCR/job" rows) does one Redis INCR per job, as shared/BENCHMARKS.md counts.
+`tally` (the "no-op, counted in process" rows) counts in the worker's memory and writes to Redis
+only when the last job of the drain finishes, so the job is as near a no-op as a job that can be
+timed from outside: both libraries then pay only for their own queueing.
 
 Each job does one Redis INCR on a counter key, so every library's completions are detected the
 same way (as in shared/BENCHMARKS.md). The job that takes the counter to 1 records when it
@@ -45,3 +50,20 @@ def count_one(key: str, total: int) -> None:
         client().set(first_start_key(key), repr(started))
     if done == total:
         client().set(last_finish_key(key), repr(time.time()))
+
+
+_tallies: dict[str, tuple[int, float]] = {}  # key -> (jobs done in this process, first start)
+
+
+def tally(key: str, total: int) -> None:
+    started = time.time()
+    with _lock:
+        done, first = _tallies.get(key, (0, started))
+        done += 1
+        _tallies[key] = (done, first)
+    if done == total:
+        with client().pipeline(transaction=False) as pipe:
+            pipe.set(key, total)
+            pipe.set(first_start_key(key), repr(first))
+            pipe.set(last_finish_key(key), repr(time.time()))
+            pipe.execute()

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from counting import count_one
+from counting import count_one, tally
 from huey import RedisHuey
 
 
@@ -33,13 +33,14 @@ class HueyApp:
     noop: Any
     count: Any
     probe: Any
+    tally: Any
 
 
 def make_huey(url: str, name: str) -> HueyApp:
     """A RedisHuey on `url`: BRPOP-blocking dequeue (Huey's default), results stored (None is not)."""
     huey = RedisHuey(name, url=url, results=True)
     return HueyApp(huey, huey.task(name="noop")(noop), huey.task(name="count")(count_one),
-                   huey.task(name="started_at")(started_at))
+                   huey.task(name="started_at")(started_at), huey.task(name="tally")(tally))
 
 
 # The consumer's instance. None on the producer side, which has no $BENCH_HUEY_NAME.

@@ -31,6 +31,7 @@ ROW_LABELS = [
 REDIS_ROW_LABELS = [
     *ROW_LABELS[:6],
     "processed by 1 worker process (-c 8, 1 INCR/job)",
+    "processed by 1 worker process (-c 8, no-op counted in process)",
     "baseline: raw redis-py LPUSH, 1 per round trip",
     "baseline: raw redis-py RPOP, 1 per round trip",
     "baseline: raw redis-py LPUSH, 100 per round trip",
@@ -40,6 +41,7 @@ REDIS_ROW_LABELS = [
 HUEY_ROW_LABELS = [
     "peer: huey enqueue one at a time (task())",
     "peer: huey processed by 1 consumer (-w 8 -k thread, 1 INCR/job)",
+    "peer: huey processed by 1 consumer (-w 8 -k thread, no-op counted in process)",
     "peer: huey enqueue-to-start latency p50 (idle consumer)",
     "peer: huey enqueue-to-start latency p99 (idle consumer)",
 ]

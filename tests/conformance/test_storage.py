@@ -407,6 +407,11 @@ def test_counts_by_queue_and_state(backend: Backend) -> None:
     counts = backend.counts()
     assert counts["a"] == {JobState.QUEUED: 1, JobState.RUNNING: 1}
     assert counts["b"] == {JobState.SCHEDULED: 1}
+    taken = new_job(queue="b", job_id="taken")
+    backend.enqueue([taken])
+    backend.enqueue([new_job(queue="b", job_id="taken"), new_job(queue="c"), new_job(queue="b", delay=60)])
+    assert backend.counts()["b"] == {JobState.QUEUED: 1, JobState.SCHEDULED: 2}
+    assert backend.counts()["c"] == {JobState.QUEUED: 1}
 
 
 def test_prune_deletes_finished_jobs_past_retention(make_app: Callable[..., Conveyor]) -> None:
@@ -439,7 +444,11 @@ def test_named_lock_has_one_owner_until_it_expires(backend: Backend) -> None:
     assert backend.acquire_lock("leader", "a", ttl=30)
 
 
-def test_wait_for_work_wakes_on_an_enqueue_from_another_connection(app: Conveyor, engine_url: str) -> None:
+@pytest.mark.parametrize("batch", ["one job", "delayed then due", "mixed queues"])
+def test_wait_for_work_wakes_on_an_enqueue_from_another_connection(app: Conveyor, engine_url: str,
+                                                                  batch: str) -> None:
+    jobs = {"one job": [new_job()], "delayed then due": [new_job(delay=60), new_job(), new_job()],
+            "mixed queues": [new_job(queue="other"), new_job(queue="other", delay=60), new_job(), new_job()]}[batch]
     producer = Conveyor(engine_url)
     fetched_nothing, woke = threading.Event(), threading.Event()
 
@@ -453,7 +462,7 @@ def test_wait_for_work_wakes_on_an_enqueue_from_another_connection(app: Conveyor
     waiter.start()
     assert fetched_nothing.wait(5)
     start = time.monotonic()
-    producer.backend.enqueue([new_job()])
+    producer.backend.enqueue(jobs)
     assert woke.wait(5)
     assert time.monotonic() - start < 1.0
     waiter.join()

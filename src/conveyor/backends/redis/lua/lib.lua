@@ -50,9 +50,17 @@ end
 
 local function save(job) redis.call('HSET', K_JOBS, job.id, cjson.encode(job)) end
 
+-- While a batch is inserted (insert_batch), counts add up here and are written once per field,
+-- and a queue's emptiness is checked once (after its first new job it is not empty).
+local BATCH_COUNTS, BATCH_SEEN = nil, nil
+
 local function count(queue, state, delta)
   local field = queue .. '\t' .. state
-  if redis.call('HINCRBY', K_COUNTS, field, delta) <= 0 then redis.call('HDEL', K_COUNTS, field) end
+  if BATCH_COUNTS then
+    BATCH_COUNTS[field] = (BATCH_COUNTS[field] or 0) + delta
+  elseif redis.call('HINCRBY', K_COUNTS, field, delta) <= 0 then
+    redis.call('HDEL', K_COUNTS, field)
+  end
 end
 
 -- Equal scores (priorities) sort by member: due time in ms, then enqueue order, then the id.
@@ -78,7 +86,9 @@ local function enter(job, state)
   job.state = state
   if state == 'queued' then
     local key = key_of(QUEUED_KEY, job.queue)
-    if redis.call('ZCARD', key) == 0 then redis.call('PUBLISH', WAKE, job.queue) end
+    if not (BATCH_SEEN and BATCH_SEEN[job.queue]) and redis.call('ZCARD', key) == 0 then
+      redis.call('PUBLISH', WAKE, job.queue)
+    end
     redis.call('ZADD', key, -job.priority, queued_member(job))
   elseif state == 'scheduled' then
     local key = key_of(SCHEDULED_KEY, job.queue)
@@ -108,17 +118,16 @@ local function finish_at(job, t, ttl)
 end
 
 -- Store a new job unless its id is taken. Returns the stored job and whether it was made now.
-local function insert(id, task, queue, priority, payload, run_at, max_attempts, timeout, t)
+local function insert(id, task, queue, priority, payload, run_at, max_attempts, timeout, t, seq)
   local existing = load(id)
   if existing then return existing, false end
   local job = {id = id, task = task, queue = queue, priority = priority, run_at = num(run_at),
-               enqueued_at = num(t), attempts = 0, max_attempts = max_attempts,
-               seq = redis.call('INCR', K_SEQ)}
+               enqueued_at = num(t), attempts = 0, max_attempts = max_attempts, seq = seq}
   if timeout ~= '' then job.timeout = timeout end
   redis.call('HSET', K_PAYLOADS, id, payload)
   redis.call('ZADD', K_INDEX, job.seq, id)
-  redis.call('SADD', K_QUEUES, queue)
   if run_at > t then enter(job, 'scheduled') else enter(job, 'queued') end
+  if BATCH_SEEN and job.state == 'queued' then BATCH_SEEN[queue] = true end
   return job, true
 end
 
@@ -135,15 +144,28 @@ end
 local JOB_ARGS = 9
 local function insert_batch(first, last, t)
   local out = {}
+  -- One INCRBY reserves the batch's enqueue order (an id already stored leaves a gap, which is harmless).
+  local size = math.floor((last - first) / JOB_ARGS) + 1  -- `last` is any index within the last job
+  local seq = (size == 1 and redis.call('INCR', K_SEQ) or redis.call('INCRBY', K_SEQ, size)) - size
+  local queues = nil
+  if size > 1 then BATCH_COUNTS, BATCH_SEEN, queues = {}, {}, {} end
   for b = ARGS_AT + first - 1, ARGS_AT + last - 1, JOB_ARGS do
     local run_at = ARGV[b + 6] ~= '' and tonumber(ARGV[b + 6]) or t + tonumber(ARGV[b + 5])
+    seq = seq + 1
     local job, created = insert(ARGV[b], ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3]), ARGV[b + 4], run_at,
-                                tonumber(ARGV[b + 7]), ARGV[b + 8], t)
-    if created then out[#out + 1] = {1, job.enqueued_at, job.id}
+                                tonumber(ARGV[b + 7]), ARGV[b + 8], t, seq)
+    if created then
+      out[#out + 1] = {1, job.enqueued_at, job.id}
+      if queues then queues[job.queue] = true else redis.call('SADD', K_QUEUES, job.queue) end
     else
       local stored = reply(job)
       out[#out + 1] = {0, stored[1], stored[2], stored[3], stored[4]}
     end
+  end
+  if queues then
+    for field, delta in pairs(BATCH_COUNTS) do redis.call('HINCRBY', K_COUNTS, field, delta) end
+    for queue in pairs(queues) do redis.call('SADD', K_QUEUES, queue) end
+    BATCH_COUNTS, BATCH_SEEN = nil, nil
   end
   return out
 end
