@@ -20,6 +20,7 @@ from conveyor.errors import ConfigurationError, ConveyorError
 from conveyor.job import JobRecord, JobState
 from conveyor.options import check_queue
 from conveyor.signals import handle_stop_signals
+from conveyor.worker import faults
 from conveyor.worker.execution import Attempt
 from conveyor.worker.pools import LocalPool, Pool
 from conveyor.worker.process_pool import ProcessPool
@@ -186,6 +187,8 @@ class Worker:
         capacity = self._capacity(freed=len(batch))
         if not batch and capacity <= 0:
             return False
+        if batch:
+            faults.point("before_finish")
         try:
             applied, records = self.app.backend.finish_and_fetch(
                 [finish for _, finish in batch], self.queues, max(capacity, 0), worker_id=self.id,
@@ -194,6 +197,8 @@ class Worker:
             self._unreported = batch  # the store is away: report again next time round
             raise
         self._recorded(batch, applied)
+        if records:
+            faults.point("after_claim")
         self._start(records)
         return bool(records)
 
@@ -301,8 +306,9 @@ class Worker:
 
     def _heartbeat(self, attempts: list[Attempt]) -> None:
         live = [a for a in attempts if not a.lost]
-        if not live:
+        if not live or faults.SKIP_HEARTBEATS:
             return
+        faults.point("before_heartbeat")
         reply = self.app.backend.heartbeat([a.lease for a in live], self.lease_seconds)
         for attempt in live:
             job_id = attempt.record.id
