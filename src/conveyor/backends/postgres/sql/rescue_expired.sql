@@ -22,7 +22,7 @@ SET state = CASE WHEN j.cancel_requested THEN 'cancelled'
     finished_at = CASE WHEN j.cancel_requested OR j.attempts >= j.max_attempts THEN clock.now END,
     expires_at = CASE WHEN j.cancel_requested THEN clock.now + %(cancelled_retention)s
                       WHEN j.attempts >= j.max_attempts THEN clock.now + %(failed_retention)s END,
-    lease_token = NULL, lease_expires_at = NULL, worker_id = NULL
+    lease_token = NULL, lease_expires_at = NULL, worker_id = NULL, cancel_requested = false
 FROM expired, clock
 WHERE j.seq = expired.seq
 RETURNING j.*

@@ -19,6 +19,7 @@ for i = ARGS_AT + 2, #ARGV do
     local target = 'queued'
     if job.cancel_requested then
       target = 'cancelled'
+      job.cancel_requested = nil
       finish_at(job, t, tonumber(arg(2)))
     elseif job.attempts >= job.max_attempts then
       target = 'failed'

@@ -2,7 +2,8 @@
 -- in:  :now :failed_expires_at :cancelled_expires_at
 -- out: the rescued rows in their new state.
 -- guarantee: the rescue counts as the attempt it interrupted, so a job that kills its worker
---            every time ends failed after max_attempts; a cancel requested meanwhile sticks.
+--            every time ends failed after max_attempts; a cancel requested meanwhile sticks (and,
+--            done, the request is cleared, as a finish clears it).
 UPDATE conveyor_jobs
 SET state = CASE WHEN cancel_requested THEN 'cancelled'
                  WHEN attempts >= max_attempts THEN 'failed'
@@ -15,6 +16,6 @@ SET state = CASE WHEN cancel_requested THEN 'cancelled'
     finished_at = CASE WHEN cancel_requested OR attempts >= max_attempts THEN :now END,
     expires_at = CASE WHEN cancel_requested THEN :cancelled_expires_at
                       WHEN attempts >= max_attempts THEN :failed_expires_at END,
-    lease_token = NULL, lease_expires_at = NULL, worker_id = NULL
+    lease_token = NULL, lease_expires_at = NULL, worker_id = NULL, cancel_requested = 0
 WHERE state = 'running' AND lease_expires_at < :now
 RETURNING *

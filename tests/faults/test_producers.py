@@ -1,0 +1,44 @@
+"""Many producers at once (issue 7, scenario 6), on every engine: four producer processes enqueue
+50,000 jobs each while two workers drain. Exactly 200,000 distinct jobs complete, and 1,000 unique
+ids that every producer also enqueues make 1,000 jobs, each created by exactly one producer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.faults.harness import ROOT, Scenario
+
+PER_PRODUCER = 50_000
+
+
+@pytest.mark.timeout(900)
+def test_four_producers_and_two_workers_make_exactly_the_jobs_enqueued(engine_url: str, tmp_path: Path) -> None:
+    scenario = Scenario(engine_url, tmp_path)
+    try:
+        with scenario.workers(2, "-c", "8"):
+            outputs = [tmp_path / f"producer-{n}.txt" for n in range(4)]
+            producers = [subprocess.Popen([sys.executable, "-m", "tests.faults.producer", str(PER_PRODUCER), str(out)],
+                                          cwd=ROOT, env={**os.environ, **scenario.env}, stderr=subprocess.PIPE)
+                         for out in outputs]
+            for producer in producers:
+                _, stderr = producer.communicate(timeout=600)
+                assert producer.returncode == 0, stderr.decode()
+            created: dict[str, int] = {}
+            for out in outputs:
+                for job_id, made in (line.split() for line in out.read_text().splitlines()):
+                    created[job_id] = created.get(job_id, 0) + int(made)
+            scenario.enqueued = list(created)
+            scenario.wait_finished(timeout=600)
+        verdict = scenario.verdict()
+        print(f"\n{verdict.summary()}")
+        assert len(created) == 4 * PER_PRODUCER + 1000
+        assert verdict.lost == [] and verdict.unexpected == [] and verdict.completed == len(created)
+        assert {job_id: n for job_id, n in created.items() if n != 1} == {}, "each id created exactly once"
+        assert verdict.duplicated == {} and verdict.overlapping == []
+    finally:
+        scenario.close()
