@@ -258,29 +258,36 @@ class Conveyor:
         return [Job(self, record) for record in records]
 
     def retry_jobs(self, *, state: JobState | str | None = None, queue: str | None = None,
-                   task: str | None = None, search: str | None = None) -> int:
+                  task: str | None = None, search: str | None = None,
+                  enqueued_before: float | None = None) -> int:
         """Run now every matching job that is finished or delayed; returns how many."""
-        return self._change_matching(self.backend.retry_now, state, queue, task, search)
+        return self._change_matching(self.backend.retry_now, state, queue, task, search, enqueued_before)
 
     def cancel_jobs(self, *, state: JobState | str | None = None, queue: str | None = None,
-                    task: str | None = None, search: str | None = None) -> int:
+                   task: str | None = None, search: str | None = None,
+                   enqueued_before: float | None = None) -> int:
         """Cancel every matching job that is waiting or running; returns how many."""
-        return self._change_matching(self.backend.cancel, state, queue, task, search)
+        return self._change_matching(self.backend.cancel, state, queue, task, search, enqueued_before)
 
     def delete_jobs(self, *, state: JobState | str | None = None, queue: str | None = None,
-                    task: str | None = None, search: str | None = None) -> int:
+                   task: str | None = None, search: str | None = None,
+                   enqueued_before: float | None = None) -> int:
         """Delete every matching job that is not running; returns how many."""
-        return self._change_matching(self.backend.delete, state, queue, task, search)
+        return self._change_matching(self.backend.delete, state, queue, task, search, enqueued_before)
 
     def _change_matching(self, change: Callable[[str], JobRecord], state: JobState | str | None,
-                         queue: str | None, task: str | None, search: str | None) -> int:
-        """Apply `change` to the jobs matching when called (those added meanwhile are left alone);
-        jobs it does not apply to (a running job to delete, a queued one to retry) are skipped."""
+                         queue: str | None, task: str | None, search: str | None,
+                         enqueued_before: float | None) -> int:
+        """Apply `change` to the jobs matching when called (those added meanwhile are left alone, and
+        with `enqueued_before`, those enqueued after it); jobs it does not apply to (a running job to
+        delete, a queued one to retry) are skipped."""
         ids: list[str] = []
+        listed = 0
         while True:
             page = self.backend.list_jobs(state=_state(state), queue=queue, task=task, search=search or None,
-                                          limit=_BULK_PAGE, offset=len(ids))
-            ids += [record.id for record in page]
+                                          limit=_BULK_PAGE, offset=listed)
+            listed += len(page)
+            ids += [r.id for r in page if enqueued_before is None or r.enqueued_at <= enqueued_before]
             if len(page) < _BULK_PAGE:
                 break
         changed = 0

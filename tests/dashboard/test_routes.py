@@ -22,6 +22,7 @@ from tests.conformance.test_worker import running_worker
 from tests.conftest import wait_for
 
 EVIL = '<script>alert("x")</script>'
+LOCAL = "http://127.0.0.1"  # without authentication the dashboard answers only on loopback names
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def shop(app: Conveyor) -> Any:
 
 @pytest.fixture
 def client(app: Conveyor) -> Iterator[TestClient]:
-    with TestClient(create_dashboard(app)) as client:
+    with TestClient(create_dashboard(app), base_url=LOCAL) as client:
         yield client
 
 
@@ -196,16 +197,52 @@ def test_an_action_without_the_csrf_token_is_refused(client: TestClient, app: Co
     assert app.get_job(job.id).status == JobState.QUEUED
 
 
-def test_next_never_leads_off_the_dashboard(client: TestClient, shop: Any) -> None:
+@pytest.mark.parametrize("target", ["//evil.example/x", "/\t/evil.example", "https://evil.example", "/\\evil"])
+def test_next_never_leads_off_the_dashboard(client: TestClient, shop: Any, target: str) -> None:
     job = shop.resize.delay("a.png")
-    response = confirm_and_act(client, action="cancel-job", id=job.id, next="//evil.example/x")
+    question = client.get("/confirm", params={"action": "cancel-job", "id": job.id, "next": target}).text
+    assert 'href="/"' in question  # the "Go back" link
+    response = confirm_and_act(client, action="cancel-job", id=job.id, next=target)
     assert response.headers["location"] == "/"
+
+
+def test_without_authentication_only_loopback_names_are_answered(app: Conveyor) -> None:
+    """A page elsewhere that rebinds its name to 127.0.0.1 (DNS rebinding) gets nothing."""
+    with TestClient(create_dashboard(app), base_url="http://evil.example:8321") as client:
+        refused = client.get("/")
+        assert refused.status_code == 400 and "not allowed" in refused.text
+    for base in ("http://localhost:8321", "http://127.0.0.1", "http://[::1]:8321"):
+        with TestClient(create_dashboard(app), base_url=base) as client:
+            assert client.get("/").status_code == 200, base
+    with TestClient(create_dashboard(app, password="pw"), base_url="http://jobs.example.com") as client:
+        assert client.get("/", headers=_basic("admin", "pw")).status_code == 200
+    with TestClient(create_dashboard(app, allowed_hosts=["jobs.internal"]), base_url="http://jobs.internal") as c:
+        assert c.get("/").status_code == 200
+
+
+def test_bad_query_values_get_a_page_not_an_error(client: TestClient, app: Conveyor) -> None:
+    app.backend.enqueue([NewJob(id="odd", task="t", queue="default", priority=0, payload='{"args": 5}',
+                                max_attempts=1, timeout=None)])
+    assert client.get("/jobs", params={"page": "99999999999999999999"}).status_code == 200
+    assert client.get("/jobs", params={"page": "abc"}).status_code == 200
+    assert "odd" in client.get("/jobs").text and client.get("/jobs/odd").status_code == 200
+
+
+def test_a_bulk_action_leaves_jobs_enqueued_after_its_confirmation_alone(client: TestClient, app: Conveyor,
+                                                                         shop: Any) -> None:
+    shown = shop.resize.map([("a.png",), ("b.png",)])
+    page = client.get("/confirm", params={"action": "cancel-matching", "queue": "default", "next": "/jobs"})
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', page.text))
+    later = shop.resize.delay("c.png")
+    client.post("/act", data=fields, follow_redirects=False)
+    assert {job.refresh().status for job in shown} == {JobState.CANCELLED}
+    assert later.refresh().status == JobState.QUEUED
 
 
 def test_read_only_dashboard_shows_no_actions_and_refuses_them(app: Conveyor, shop: Any) -> None:
     job = shop.welcome.delay("a@x")
     fail(app, job.id)
-    with TestClient(create_dashboard(app, read_only=True)) as client:
+    with TestClient(create_dashboard(app, read_only=True), base_url=LOCAL) as client:
         for path in ("/", "/jobs", f"/jobs/{job.id}", "/schedules"):
             page = client.get(path).text
             assert "/confirm?" not in page and "read-only" in page
@@ -243,7 +280,7 @@ def test_authorize_hook_decides_per_request(app: Conveyor, asynchronous: bool) -
 def test_mounted_under_a_prefix_every_link_and_redirect_keeps_it(app: Conveyor, shop: Any) -> None:
     job = shop.resize.delay("a.png")
     site = Starlette(routes=[Mount("/admin/jobs", app=create_dashboard(app))])
-    with TestClient(site) as client:
+    with TestClient(site, base_url=LOCAL) as client:
         page = client.get("/admin/jobs/").text
         assert 'href="/admin/jobs/static/dashboard.css"' in page and 'data-stream="/admin/jobs/stream/queues?' in page
         assert client.get("/admin/jobs/static/dashboard.css").status_code == 200

@@ -11,7 +11,7 @@ from conveyor.app import Conveyor
 from conveyor.dashboard.views import JobFilter
 
 Params = Mapping[str, str]
-COUNT_LIMIT = 10_000
+COUNT_LIMIT = 1_000  # past this many, the question says "more than": counting reads whole jobs
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class Action:
     question: Callable[[Conveyor, Params], str]
     perform: Callable[[Conveyor, Params], str]
     danger: bool = False
+    cutoff: bool = False  # the confirmation carries the store's time: jobs enqueued later are left alone
 
 
 def _count(app: Conveyor, selected: JobFilter) -> str:
@@ -60,10 +61,11 @@ def _bulk_action(verb: str, done: str, skipped: str, method: str, danger: bool =
 
     def perform(app: Conveyor, params: Params) -> str:
         selected = JobFilter.from_params(params)
-        changed = getattr(app, method)(**selected.as_kwargs())
+        before = float(params["before"]) if params.get("before") else None
+        changed = getattr(app, method)(**selected.as_kwargs(), enqueued_before=before)
         return f"{done} {changed:,} jobs{_matching(selected)}."
 
-    return Action(f"{verb} all", question, perform, danger)
+    return Action(f"{verb} all", question, perform, danger, cutoff=True)
 
 
 def _queue_action(verb: str, done: str, change: Callable[[Conveyor, str], None], note: str) -> Action:
@@ -109,5 +111,5 @@ ACTIONS: dict[str, Action] = {
 }
 
 # The parameters an action may carry; anything else in the form is ignored.
-ACTION_PARAMS = ("id", "queue", "name", "state", "task", "q")
+ACTION_PARAMS = ("id", "queue", "name", "state", "task", "q", "before")
 

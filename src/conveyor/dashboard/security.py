@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 Authorize = Callable[[Request], bool | Awaitable[bool]]
 CSRF_COOKIE = "conveyor_csrf"
 CSRF_FIELD = "csrf"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "[::1]", "localhost"})
 
 # Nothing inline, nothing from elsewhere: every script and style is a file the package ships.
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -34,11 +34,13 @@ SECURITY_HEADERS = [
 class Guard:
     """ASGI middleware in front of every route: checks credentials, then adds the security headers."""
 
-    def __init__(self, app: ASGIApp, *, username: str, password: str | None, authorize: Authorize | None) -> None:
+    def __init__(self, app: ASGIApp, *, username: str, password: str | None, authorize: Authorize | None,
+                 allowed_hosts: frozenset[str] | None) -> None:
         self.app = app
         self.username = username
         self.password = password
         self.authorize = authorize
+        self.allowed_hosts = allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,6 +59,12 @@ class Guard:
         await self.app(scope, receive, send_with_headers)
 
     async def _refusal(self, request: Request) -> PlainTextResponse | None:
+        if self.allowed_hosts is not None and request.url.hostname not in self.allowed_hosts:
+            # Without it, a site the browser visits could rebind its name to 127.0.0.1 and so be
+            # "same origin" with an unauthenticated dashboard (DNS rebinding).
+            return PlainTextResponse(f"conveyor dashboard: host {request.url.hostname!r} is not allowed; without "
+                                     "authentication the dashboard answers only on loopback names (pass "
+                                     "allowed_hosts= to create_dashboard to add one)", status_code=400)
         if self.password is not None and not self._basic_auth_ok(request):
             return PlainTextResponse("conveyor dashboard: sign in with the dashboard's user name and password",
                                      status_code=401, headers={"WWW-Authenticate": 'Basic realm="conveyor"'})
@@ -93,7 +101,8 @@ def csrf_ok(request: Request, submitted: str | None) -> bool:
     cookie = request.cookies.get(CSRF_COOKIE)
     if not cookie or not submitted or not secrets.compare_digest(cookie.encode(), submitted.encode()):
         return False
-    if request.headers.get("sec-fetch-site", "same-origin") not in {"same-origin", "none"}:
-        return False
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:  # every current browser sends it, also behind proxies that rewrite Host
+        return fetch_site in {"same-origin", "none"}
     origin = request.headers.get("origin")
-    return origin is None or origin.split("://", 1)[-1] == request.headers.get("host")
+    return origin is None or origin == f"{request.url.scheme}://{request.url.netloc}"

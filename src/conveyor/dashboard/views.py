@@ -15,6 +15,7 @@ from conveyor.handle import Job
 from conveyor.job import CANCELLABLE_STATES, RETRYABLE_STATES, JobState
 
 PAGE_SIZE = 25
+MAX_PAGE = 100_000
 CHART_MINUTES = 60
 STATE_ORDER = (JobState.SCHEDULED, JobState.QUEUED, JobState.RUNNING, JobState.COMPLETED, JobState.FAILED,
                JobState.CANCELLED)
@@ -177,7 +178,7 @@ class JobFilter:
 def jobs_page(app: Conveyor, params: Mapping[str, str]) -> dict[str, Any]:
     selected = JobFilter.from_params(params)
     try:
-        page = max(1, int(params.get("page") or 1))
+        page = min(max(1, int(params.get("page") or 1)), MAX_PAGE)
     except ValueError:
         page = 1
     found = selected.jobs(app, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
@@ -199,7 +200,7 @@ def _short(payload: str, limit: int = 80) -> str:
         data = json.loads(payload)
         text = ", ".join([json.dumps(a) for a in data.get("args", [])]
                          + [f"{k}={json.dumps(v)}" for k, v in data.get("kwargs", {}).items()])
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError):
         text = payload
     return text if len(text) <= limit else text[:limit - 1] + "…"
 

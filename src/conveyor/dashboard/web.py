@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -23,10 +23,19 @@ from starlette.staticfiles import StaticFiles
 from conveyor.app import Conveyor
 from conveyor.dashboard import views
 from conveyor.dashboard.actions import ACTION_PARAMS, ACTIONS
-from conveyor.dashboard.security import CSRF_COOKIE, CSRF_FIELD, Authorize, Guard, csrf_ok, csrf_token
+from conveyor.dashboard.security import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    LOOPBACK_HOSTS,
+    Authorize,
+    Guard,
+    csrf_ok,
+    csrf_token,
+)
 from conveyor.errors import ConveyorError, JobNotFound
 
 NOTICE_COOKIE = "conveyor_notice"
+MAX_STREAMS = 32  # open event streams per dashboard; past it, pages poll instead
 STREAM_LIFETIME = 300.0  # seconds; the browser's EventSource reconnects by itself
 KEEPALIVE = 15.0
 
@@ -84,6 +93,7 @@ class Dashboard:
         self.read_only = read_only
         self.title = title
         self.templates = _environment()
+        self.streams = 0
 
     # -- rendering ----------------------------------------------------------------------------
 
@@ -146,11 +156,21 @@ class Dashboard:
         view = VIEWS.get(request.path_params["view"])
         if view is None:
             return PlainTextResponse("no such view", status_code=404)
+        if self.streams >= MAX_STREAMS:
+            return PlainTextResponse("too many open streams: poll instead", status_code=503)
         params = dict(request.query_params)
         return StreamingResponse(self._events(request, view, params), media_type="text/event-stream",
                                  headers={"X-Accel-Buffering": "no"})
 
     async def _events(self, request: Request, view: View, params: dict[str, str]) -> AsyncIterator[str]:
+        self.streams += 1
+        try:
+            async for event in self._changes(request, view, params):
+                yield event
+        finally:
+            self.streams -= 1
+
+    async def _changes(self, request: Request, view: View, params: dict[str, str]) -> AsyncIterator[str]:
         yield "retry: 1000\n\n"
         last: str | None = None
         quiet = 0.0
@@ -175,8 +195,10 @@ class Dashboard:
             return PlainTextResponse("this dashboard is read-only", status_code=403)
         if action is None:
             return PlainTextResponse("unknown action", status_code=400)
-        params = {k: v for k, v in request.query_params.items() if k in ACTION_PARAMS}
+        params = {k: v for k, v in request.query_params.items() if k in ACTION_PARAMS and k != "before"}
         try:
+            if action.cutoff:
+                params["before"] = repr(await run_in_threadpool(self.app.backend.now))
             question = await run_in_threadpool(action.question, self.app, params)
         except (ConveyorError, KeyError) as exc:
             return PlainTextResponse(f"conveyor dashboard: cannot do that: {exc}", status_code=400)
@@ -207,7 +229,7 @@ class Dashboard:
         except (ConveyorError, KeyError) as exc:
             notice = f"Nothing done: {exc}"
         response = RedirectResponse(_base(request) + _safe_next(str(form.get("next") or "")), status_code=303)
-        response.set_cookie(NOTICE_COOKIE, quote(notice), httponly=True, samesite="strict",
+        response.set_cookie(NOTICE_COOKIE, quote(notice[:300]), httponly=True, samesite="strict",
                             path=_cookie_path(request), max_age=60)
         return response
 
@@ -231,7 +253,8 @@ def _page_path(view: View, params: Mapping[str, str]) -> str:
 
 def _safe_next(target: str | None) -> str:
     """Only paths inside the dashboard: never another site (`//evil`, `https://…`)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or any(c.isspace() or ord(c) < 32 for c in target)):  # browsers drop tabs: "/\t/evil" is "//evil"
         return "/"
     return target
 
@@ -246,13 +269,14 @@ def _cookie_path(request: Request) -> str:
 
 
 def create_dashboard(app: Conveyor, *, read_only: bool = False, authorize: Authorize | None = None,
-                     username: str = "admin", password: str | None = None,
-                     title: str = "conveyor") -> Starlette:
+                     username: str = "admin", password: str | None = None, title: str = "conveyor",
+                     allowed_hosts: Sequence[str] | None = None) -> Starlette:
     """The dashboard for `app`, as an ASGI app to serve or mount (`Mount("/jobs", dashboard)`).
 
     `password` turns on HTTP basic auth (user `username`); `authorize(request)` (sync or async)
     decides per request when mounted in an app with its own sign-in; `read_only` hides and
-    refuses every action."""
+    refuses every action. `allowed_hosts` are the host names it answers to ('*' for any); by
+    default any with authentication, and only loopback names (localhost, 127.0.0.1, ::1) without."""
     dashboard = Dashboard(app, read_only=read_only, title=title)
     static = StaticFiles(directory=str(resources.files("conveyor.dashboard").joinpath("static")))
     routes = [
@@ -267,6 +291,10 @@ def create_dashboard(app: Conveyor, *, read_only: bool = False, authorize: Autho
         Route("/act", dashboard.act, methods=["POST"], name="act"),
         Mount("/static", static, name="static"),
     ]
+    if allowed_hosts is None:
+        hosts = None if password is not None or authorize is not None else LOOPBACK_HOSTS
+    else:
+        hosts = None if "*" in allowed_hosts else frozenset(allowed_hosts)
     site = Starlette(routes=routes)
-    site.add_middleware(Guard, username=username, password=password, authorize=authorize)
+    site.add_middleware(Guard, username=username, password=password, authorize=authorize, allowed_hosts=hosts)
     return site

@@ -15,6 +15,7 @@
   function poll(element) {
     const every = Math.max(500, Number(element.dataset.every || 2) * 1000);
     let last = null;
+    element.dataset.mode = "poll";
     show("poll");
     setInterval(async function () {
       try {
@@ -31,15 +32,25 @@
 
   function follow(element) {
     if (!("EventSource" in window) || element.dataset.mode === "poll") { poll(element); return; }
-    const source = new EventSource(element.dataset.stream);
-    let opened = false;
-    source.onopen = function () { opened = true; show("sse"); };
-    source.onmessage = function (event) { element.innerHTML = event.data; };
-    source.onerror = function () {
-      if (opened) { show("offline"); return; }  // EventSource reconnects by itself
-      source.close();
-      poll(element);
-    };
+    let source = null;
+    function open() {
+      let opened = false;
+      source = new EventSource(element.dataset.stream);
+      source.onopen = function () { opened = true; show("sse"); };
+      source.onmessage = function (event) { element.innerHTML = event.data; };
+      source.onerror = function () {
+        if (opened) { show("offline"); return; }  // EventSource reconnects by itself
+        source.close();  // never opened (refused, or too many streams): poll instead
+        source = null;
+        poll(element);
+      };
+    }
+    // A hidden tab gives its stream back: browsers allow few connections per host.
+    document.addEventListener("visibilitychange", function () {
+      if (document.hidden && source) { source.close(); source = null; }
+      else if (!document.hidden && !source && element.dataset.mode !== "poll") { open(); }
+    });
+    open();
   }
 
   document.querySelectorAll("[data-stream]").forEach(follow);
