@@ -106,11 +106,15 @@ def main() -> None:
 @click.option("--url", envvar="CONVEYOR_URL", help="Store URL, overriding the app's.")
 @click.option("--scheduler", "with_scheduler", is_flag=True, envvar="CONVEYOR_SCHEDULER",
               help="Also fire the app's schedules from this worker (safe with other schedulers).")
+@click.option("--max-memory", type=click.FloatRange(min=1), metavar="MIB",
+              help="With --pool process: a job whose process grows past this many MiB fails with "
+                   "MemoryError and its process is replaced.")
 @log_options
 @reports_errors
 def worker(app_path: str, queues: tuple[str, ...], concurrency: int | None, pool: str, burst: bool,
            max_jobs: int | None, shutdown_timeout: float, prefetch: int, lease: float | None,
-           heartbeat: float | None, url: str | None, with_scheduler: bool, log_format: str, log_level: str) -> None:
+           heartbeat: float | None, url: str | None, with_scheduler: bool, max_memory: float | None,
+           log_format: str, log_level: str) -> None:
     """Run jobs from the app's queues until stopped (SIGTERM or Ctrl-C: finish, then hand back)."""
     from conveyor import logs
     from conveyor.scheduler import Scheduler
@@ -126,7 +130,8 @@ def worker(app_path: str, queues: tuple[str, ...], concurrency: int | None, pool
         app.heartbeat_interval = app.lease_seconds / 3
     names = [q for item in queues for q in item.split()]
     runner = Worker(app, queues=names or None, concurrency=concurrency, pool=pool,  # type: ignore[arg-type]
-                    burst=burst, max_jobs=max_jobs, shutdown_timeout=shutdown_timeout, prefetch=prefetch)
+                    burst=burst, max_jobs=max_jobs, shutdown_timeout=shutdown_timeout, prefetch=prefetch,
+                    max_memory_mib=max_memory)
     scheduler = Scheduler(app).start() if with_scheduler else None
     try:
         runner.run()

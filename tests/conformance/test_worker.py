@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conveyor import Conveyor, JobEvent, JobFailed, JobState
+from conveyor import ConfigurationError, Conveyor, JobEvent, JobFailed, JobState
 from conveyor.job import NewJob
 from conveyor.worker import Worker
 from tests.conformance import worker_app
@@ -178,6 +178,21 @@ def test_process_job_that_crashes_its_process_fails_alone(tapp: Conveyor) -> Non
         assert worker_app.add.delay(1, 1).result(timeout=20) == 2
     assert failure.value.error_type == "WorkerCrashed" and "exit code 13" in failure.value.error_message
     assert crasher.refresh().attempts == 2  # its retry budget (max_retries=1) was spent on crashes
+
+
+def test_process_job_past_max_memory_fails_alone_and_its_process_is_replaced(tapp: Conveyor) -> None:
+    hog = worker_app.hog.delay(2048)
+    with running_worker(tapp, pool="process", concurrency=1, max_memory_mib=400):
+        with pytest.raises(JobFailed) as failure:
+            hog.result(timeout=30)
+        assert worker_app.hog.delay(64).result(timeout=30) == 4  # a fresh process, under the limit
+    assert failure.value.error_type == "MemoryError"
+    assert "--max-memory limit of 400 MiB" in failure.value.error_message
+
+
+def test_max_memory_needs_the_process_pool(tapp: Conveyor) -> None:
+    with pytest.raises(ConfigurationError, match="pool='process'"):
+        Worker(tapp, pool="thread", max_memory_mib=100)
 
 
 @pytest.mark.parametrize(("pool", "task"), [("thread", "until_cancelled"), ("async", "async_until_cancelled"),

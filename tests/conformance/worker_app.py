@@ -122,3 +122,10 @@ def mark_then_nap(marker: str, seconds: float) -> int:
 @app.task(name="returns_object", max_retries=3)
 def returns_object() -> object:
     return object()
+
+
+@app.task(name="hog", max_retries=0)
+def hog(megabytes: int) -> int:
+    """Allocates `megabytes` MiB, 16 MiB at a time (the --max-memory test)."""
+    chunks = [bytearray(16 * 2**20) for _ in range(megabytes // 16)]
+    return len(chunks)

@@ -5,6 +5,7 @@ killing that one child; a fresh child takes its place and the worker goes on."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 import queue
 import signal
@@ -23,13 +24,19 @@ from conveyor.worker.pools import OnDone
 _CHECK_INTERVAL = 0.05  # how often a slot looks for a cancel while its child runs
 
 
-def child_main(app_path: str, conn: Connection) -> None:
-    """A child process: load the app once, then run the attempts the parent sends."""
+def child_main(app_path: str, conn: Connection, max_memory: int | None = None) -> None:
+    """A child process: load the app once, then run the attempts the parent sends. With
+    `max_memory` (bytes), the child's data segment may not grow past it: an allocation beyond
+    raises MemoryError in the job, which fails alone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when children stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from conveyor.loader import load_app
 
     app = load_app(app_path)
+    if max_memory is not None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_DATA, (max_memory, max_memory))
     while True:
         try:
             record = conn.recv()
@@ -52,7 +59,7 @@ class _Slot:
 
     def _spawn(self) -> None:
         parent, child = multiprocessing.Pipe()
-        process = self.pool.context.Process(target=child_main, args=(self.pool.app_path, child),
+        process = self.pool.context.Process(target=child_main, args=(self.pool.app_path, child, self.pool.max_memory),
                                             name=f"conveyor-child-{self.index}", daemon=True)
         process.start()
         child.close()
@@ -87,12 +94,20 @@ class _Slot:
             try:
                 if self.conn.poll(_CHECK_INTERVAL):
                     finish: Finish = self.conn.recv()
-                    return finish
+                    return self._over_memory(finish) if _ran_out_of_memory(finish) else finish
             except (EOFError, OSError):
                 pass  # the child died; the checks below say how
             outcome = self._check(attempt, timeout)
             if outcome is not None:
                 return outcome
+
+    def _over_memory(self, finish: Finish) -> Finish:
+        """The job hit --max-memory: say so, and start the next attempt in a fresh child."""
+        self._kill()
+        assert finish.error is not None
+        limit = (self.pool.max_memory or 0) / 2**20
+        message = f"the job passed the worker's --max-memory limit of {limit:g} MiB; its process was replaced"
+        return dataclasses.replace(finish, error=dataclasses.replace(finish.error, message=message))
 
     def _check(self, attempt: Attempt, timeout: float | None) -> Finish | None:
         record, now = attempt.record, time.time()
@@ -121,14 +136,19 @@ class _Slot:
         self._kill()
 
 
+def _ran_out_of_memory(finish: Finish) -> bool:
+    return finish.error is not None and finish.error.type == "MemoryError"
+
+
 class ProcessPool:
     def __init__(self, app: Conveyor, concurrency: int, on_done: OnDone, app_path: str | None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, max_memory: int | None = None) -> None:
         if not app_path:
             raise ConfigurationError("the process pool needs the app's import string (module:attribute) so "
                                      "child processes can load it; run `conveyor worker module:app --pool process`")
         self.app = app
         self.app_path = app_path
+        self.max_memory = max_memory
         self.on_done = on_done
         self.context = multiprocessing.get_context("spawn")
         self.pending: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()

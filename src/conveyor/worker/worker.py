@@ -94,9 +94,13 @@ class Worker:
 
     def __init__(self, app: Conveyor, *, queues: Sequence[str] | None = None, concurrency: int | None = None,
                  pool: PoolKind = "thread", burst: bool = False, max_jobs: int | None = None,
-                 shutdown_timeout: float = 30.0, prefetch: int = 0, idle_timeout: float = 1.0) -> None:
+                 shutdown_timeout: float = 30.0, prefetch: int = 0, idle_timeout: float = 1.0,
+                 max_memory_mib: float | None = None) -> None:
         if pool not in DEFAULT_CONCURRENCY:
             raise ConfigurationError(f"pool={pool!r}: use thread, process or async")
+        if max_memory_mib is not None and (pool != "process" or max_memory_mib <= 0):
+            raise ConfigurationError("max_memory needs pool='process' and a positive number of MiB: only a job in "
+                                     "a process of its own can be held to a memory limit without the others")
         self.app = app
         self.pool_kind = pool
         self.queues = [check_queue(q) for q in (queues or [app.default_queue])]
@@ -117,7 +121,9 @@ class Worker:
         self.started_at = time.time()
         self.tally = Tally()
         self.id = f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(2)}"
-        self.pool: Pool = (ProcessPool(app, self.concurrency, self._on_done, app.import_path) if pool == "process"
+        max_memory = int(max_memory_mib * 2**20) if max_memory_mib else None
+        self.pool: Pool = (ProcessPool(app, self.concurrency, self._on_done, app.import_path, max_memory=max_memory)
+                           if pool == "process"
                            else LocalPool(app, self.concurrency, self._on_done))
         self.attempts: dict[str, Attempt] = {}
         self._lock = threading.Lock()
