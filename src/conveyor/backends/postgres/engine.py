@@ -142,6 +142,9 @@ class PostgresBackend:
     def errors(self) -> Iterator[None]:
         try:
             yield
+        except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:  # OperationalErrors too
+            raise BackendError(f"PostgreSQL at {self._safe_url} rolled a statement back: {str(exc).strip()}; "
+                               "nothing it did was kept, and it can be tried again") from exc
         except psycopg.OperationalError as exc:
             raise BackendError(f"cannot reach PostgreSQL at {self._safe_url}: {str(exc).strip()}; is the "
                                "server running and the URL right?") from exc

@@ -5,7 +5,20 @@
 --      %(cancelled_retention)s
 -- out: the ids recorded; a job not running under its token is left alone. A job whose cancel was
 --      requested while it ran is never retried or handed back: it ends cancelled.
-WITH clock AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now)
+-- guarantee: rows are locked in seq order, as heartbeat.sql locks them (no deadlock between them).
+WITH clock AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS now),
+f AS (
+    SELECT * FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(states)s::text[], %(results)s::text[],
+                         %(errors)s::text[], %(delays)s::float8[], %(releases)s::int[], %(retentions)s::float8[])
+        AS f(id, token, state, result, error, delay, release, retention)
+),
+held AS (
+    SELECT j.seq, f.* FROM {schema}.jobs j
+    JOIN f ON j.id = f.id AND j.lease_token = f.token
+    WHERE j.state = 'running'
+    ORDER BY j.seq
+    FOR UPDATE OF j
+)
 UPDATE {schema}.jobs j
 SET state = CASE WHEN j.cancel_requested AND f.state IN ('scheduled', 'queued') THEN 'cancelled'
                  WHEN f.state = 'scheduled' AND f.delay <= 0 THEN 'queued'
@@ -20,9 +33,6 @@ SET state = CASE WHEN j.cancel_requested AND f.state IN ('scheduled', 'queued') 
                       WHEN j.cancel_requested THEN clock.now + %(cancelled_retention)s END,
     lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
     cancel_requested = false
-FROM unnest(%(ids)s::text[], %(tokens)s::text[], %(states)s::text[], %(results)s::text[], %(errors)s::text[],
-            %(delays)s::float8[], %(releases)s::int[], %(retentions)s::float8[])
-         AS f(id, token, state, result, error, delay, release, retention),
-     clock
-WHERE j.id = f.id AND j.lease_token = f.token AND j.state = 'running'
+FROM held AS f, clock
+WHERE j.seq = f.seq
 RETURNING j.id
