@@ -65,6 +65,12 @@ def encode_payload(task_name: str, fn: Callable[..., Any] | None, args: Sequence
 
 def decode_payload(payload: str) -> tuple[list[Any], dict[str, Any]]:
     """Raises SerializationError when the stored payload is not what conveyor writes."""
+    if not payload.isascii():
+        try:
+            payload.encode()  # the engines read bytes that are not UTF-8 as lone surrogates
+        except UnicodeEncodeError:
+            raise SerializationError("the stored arguments are not valid UTF-8; the job was written by "
+                                     "something other than conveyor") from None
     try:
         data = json.loads(payload)
     except (TypeError, ValueError) as exc:

@@ -32,3 +32,41 @@ def work(seconds: float, fail_first: bool = False) -> int:
     if failing:
         raise ConnectionError("the first attempt fails on purpose")
     return job.attempt
+
+
+# Poison jobs (test_poison.py): each fails on its own; `attempts` is their whole budget.
+POISON_ATTEMPTS = 3
+
+
+@app.task(name="die", max_retries=POISON_ATTEMPTS - 1, retry_delay=0.05, retry_jitter=False)
+def die() -> None:
+    """Records its run, then ends its own process as a crash would."""
+    job = current_job()
+    ledger().start(job.id, job.attempt)
+    os._exit(70)
+
+
+@app.task(name="segfault", max_retries=POISON_ATTEMPTS - 1, retry_delay=0.05, retry_jitter=False)
+def segfault() -> None:
+    job = current_job()
+    ledger().start(job.id, job.attempt)
+    import ctypes
+    ctypes.string_at(0)  # reads address 0: SIGSEGV
+
+
+@app.task(name="spin", max_retries=POISON_ATTEMPTS - 1, retry_delay=0.05, retry_jitter=False, timeout=0.5)
+def spin() -> None:
+    job = current_job()
+    ledger().start(job.id, job.attempt)
+    while True:
+        pass
+
+
+@app.task(name="hog", max_retries=POISON_ATTEMPTS - 1, retry_delay=0.05, retry_jitter=False)
+def hog() -> None:
+    """Allocates 16 MiB at a time until something stops it."""
+    job = current_job()
+    ledger().start(job.id, job.attempt)
+    chunks = []
+    while True:
+        chunks.append(bytearray(16 * 2**20))

@@ -22,6 +22,8 @@ from conveyor.worker.execution import Attempt, classify, run_sync
 from conveyor.worker.pools import OnDone
 
 _CHECK_INTERVAL = 0.05  # how often a slot looks for a cancel while its child runs
+_LOAD_LIMIT = 60.0  # seconds a new child may take to import the app before it counts as crashed
+_READY = "ready"
 
 
 def child_main(app_path: str, conn: Connection, max_memory: int | None = None) -> None:
@@ -37,6 +39,7 @@ def child_main(app_path: str, conn: Connection, max_memory: int | None = None) -
         import resource
 
         resource.setrlimit(resource.RLIMIT_DATA, (max_memory, max_memory))
+    conn.send(_READY)  # a job's timeout starts after this: importing the app is not the job's time
     while True:
         try:
             record = conn.recv()
@@ -47,6 +50,14 @@ def child_main(app_path: str, conn: Connection, max_memory: int | None = None) -
         conn.send(run_sync(app, Attempt(record), time.time))
 
 
+def _death(code: int | None) -> str:
+    """'exit code 70' or 'killed by signal SIGSEGV' (multiprocessing reports a signal as -N)."""
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by signal {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
 class _Slot:
     """One child process and the thread in the parent that feeds it and watches it."""
 
@@ -55,6 +66,7 @@ class _Slot:
         self.index = index
         self.process: BaseProcess | None = None
         self.conn: Connection | None = None
+        self.ready = False
         self.thread = threading.Thread(target=self._main, name=f"conveyor-proc-{index}", daemon=True)
 
     def _spawn(self) -> None:
@@ -64,6 +76,7 @@ class _Slot:
         process.start()
         child.close()
         self.process, self.conn = process, parent
+        self.ready = False  # until the child says it has loaded the app
 
     def _kill(self) -> None:
         if self.process is not None:
@@ -85,6 +98,10 @@ class _Slot:
         if self.process is None or not self.process.is_alive():
             self._kill()
             self._spawn()
+        if not self.ready:
+            refused = self._await_ready(attempt)
+            if refused is not None:
+                return refused
         assert self.conn is not None and self.process is not None
         attempt.started = time.monotonic()
         attempt.handle = self
@@ -109,6 +126,25 @@ class _Slot:
         message = f"the job passed the worker's --max-memory limit of {limit:g} MiB; its process was replaced"
         return dataclasses.replace(finish, error=dataclasses.replace(finish.error, message=message))
 
+    def _await_ready(self, attempt: Attempt) -> Finish | None:
+        """Wait for a new child to load the app; the attempt's outcome if it is cancelled meanwhile or
+        the child dies or takes longer than _LOAD_LIMIT."""
+        deadline = time.monotonic() + _LOAD_LIMIT
+        while time.monotonic() < deadline:
+            assert self.conn is not None
+            try:
+                if self.conn.poll(_CHECK_INTERVAL):
+                    self.ready = self.conn.recv() == _READY
+                    return None
+            except (EOFError, OSError):
+                pass  # the child died while loading the app: _check says so
+            outcome = self._check(attempt, None)
+            if outcome is not None:
+                return outcome
+        self._kill()
+        return classify(self.pool.app, attempt.record, now=time.time(), exc=WorkerCrashed(
+            f"the new worker process did not load the app within {_LOAD_LIMIT:g}s"))
+
     def _check(self, attempt: Attempt, timeout: float | None) -> Finish | None:
         record, now = attempt.record, time.time()
         if self.process is None:  # the pool was stopped under it: the job was handed back already
@@ -121,10 +157,10 @@ class _Slot:
             return classify(self.pool.app, record, now=now,
                             exc=JobTimeout(f"the job ran past its timeout of {timeout:g}s; its process was killed"))
         if not self.process.is_alive():
-            code = self.process.exitcode
+            how = _death(self.process.exitcode)
             self._kill()
             return classify(self.pool.app, record, now=now,
-                            exc=WorkerCrashed(f"the process running the job died (exit code {code})"))
+                            exc=WorkerCrashed(f"the process running the job died ({how})"))
         return None
 
     def _stop_child(self) -> None:

@@ -164,10 +164,12 @@ class RedisBackend:
         self._listener_lock = threading.Lock()
         with self.errors():
             # RESP2 pinned: redis-py's RESP3 default would change what script replies look like.
+            # surrogateescape: bytes that are not UTF-8 (written behind conveyor's back) reach the
+            # worker, which fails that one job, instead of failing every fetch that returns them.
             # Typed Any: redis-py's stubs cannot express decode_responses=True (every reply a str).
             self._client: Any = redis.Redis.from_url(
-                url, protocol=2, decode_responses=True, socket_timeout=socket_timeout,
-                socket_connect_timeout=5.0, health_check_interval=15,
+                url, protocol=2, decode_responses=True, encoding_errors="surrogateescape",
+                socket_timeout=socket_timeout, socket_connect_timeout=5.0, health_check_interval=15,
                 retry=Retry(ExponentialBackoff(cap=1.0, base=0.02), retries=6),
                 retry_on_error=[redis.ConnectionError, redis.TimeoutError])
             self._check_server()

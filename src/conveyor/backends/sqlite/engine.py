@@ -38,6 +38,12 @@ from conveyor.errors import BackendError, ConfigurationError
 from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
 
 
+def _lenient_text(value: bytes, decode: Callable[[bytes, str, str], str] = bytes.decode) -> str:
+    """TEXT that is not UTF-8 (written behind conveyor's back) is read with its bytes escaped, so the
+    worker fails that one job; sqlite3's default would fail every fetch that returns it."""
+    return decode(value, "utf-8", "surrogateescape")
+
+
 def _sql(name: str) -> str:
     return load_sql(__package__ or "conveyor.backends.sqlite", name)
 
@@ -100,6 +106,7 @@ class SQLiteBackend:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
                                    check_same_thread=False)
             conn.row_factory = sqlite3.Row
+            conn.text_factory = _lenient_text
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         except sqlite3.Error as exc:
