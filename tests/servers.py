@@ -10,7 +10,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import redis
@@ -24,9 +26,12 @@ def free_port() -> int:
 
 class RedisServer:
     """A redis-server of our own. `appendonly=True` makes every acknowledged write durable
-    (appendfsync always) so restart tests can hold the engine to "nothing that returned is lost"."""
+    (appendfsync always) so restart tests can hold the engine to "nothing that returned is lost";
+    `appendfsync` picks another policy ("everysec"). `extra` adds server arguments (passwords, TLS);
+    `ping` are the redis.Redis arguments that can reach the server then, to see it is up."""
 
-    def __init__(self, directory: Path, *, appendonly: bool = False) -> None:
+    def __init__(self, directory: Path, *, appendonly: bool = False, appendfsync: str = "always",
+                 extra: Sequence[str] = (), ping: dict[str, Any] | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: `make test` installs it (apt-get install "
@@ -34,6 +39,9 @@ class RedisServer:
         self.binary = binary
         self.directory = directory
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
+        self.extra = list(extra)
+        self.ping = ping or {}
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
@@ -43,13 +51,14 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
-        durability = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else [
+        durability = ["--appendonly", "yes", "--appendfsync", self.appendfsync] if self.appendonly else [
             "--appendonly", "no"]
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--save", "", *durability, "--daemonize", "no", "--logfile", str(self.directory / "redis.log")],
+             "--save", "", *durability, "--daemonize", "no", "--logfile", str(self.directory / "redis.log"),
+             *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, **self.ping)
         deadline = time.monotonic() + 20
         while True:
             try:
