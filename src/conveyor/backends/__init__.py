@@ -78,7 +78,7 @@ def _open_redis(url: str, retention: Retention) -> Backend:
     return RedisBackend(driver_url, retention=retention, **ours)  # type: ignore[arg-type]
 
 
-_POSTGRES_PARAMS = {"schema": str, "pool_size": int, "connect_timeout": float}
+_POSTGRES_PARAMS = {"schema": str, "pool_size": int, "connect_timeout": float, "socket_timeout": float}
 
 
 def _open_postgres(url: str, retention: Retention) -> Backend:

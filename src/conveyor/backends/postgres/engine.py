@@ -13,6 +13,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from conveyor.backends.base import (
     ScheduleState,
     WorkerInfo,
 )
+from conveyor.backends.postgres.watchdog import Watchdog
 from conveyor.backends.shared import job_filter, refusal, safe_url, translated
 from conveyor.backends.shared import record_from_row as _record
 from conveyor.backends.sql_files import load_migrations, load_sql
@@ -69,9 +71,11 @@ def _enqueue_params(jobs: Sequence[NewJob]) -> dict[str, list[Any]]:
 class _Listener(WakeBoard):
     """One LISTEN connection per process feeding a WakeBoard; reconnects with backoff."""
 
-    def __init__(self, conninfo: str, channel: str) -> None:
+    def __init__(self, conninfo: str, channel: str, watchdog: Watchdog) -> None:
         super().__init__()
         self._conninfo = conninfo
+        self._watchdog = watchdog
+        self._probed = time.monotonic()
         self._channel = channel
         self._closed = False
         self._listening = threading.Event()
@@ -95,12 +99,22 @@ class _Listener(WakeBoard):
                                 break
                             if notice.payload:
                                 self.bump(notice.payload)
+                        self._probe(conn)
             except Exception:  # a lost connection, or close() pulling it away
                 if self._closed:
                     return
                 self.bump(None)  # notifications may have been missed: every waiting loop looks again
                 threading.Event().wait(backoff)
                 backoff = min(2.0, backoff * 2)
+
+    def _probe(self, conn: psycopg.Connection[Any]) -> None:
+        """A silent LISTEN connection may be half-open: ask it something now and then, watched, so
+        a dead one is cut and replaced (and every waiting loop looks again meanwhile)."""
+        now = time.monotonic()
+        if now - self._probed >= self._watchdog.limit:
+            with self._watchdog.watching(conn):
+                conn.execute("SELECT 1")
+            self._probed = now
 
     def close(self, poke: Callable[[], object]) -> None:
         """Stop listening; `poke` sends an empty notification so the thread sees it at once."""
@@ -110,11 +124,22 @@ class _Listener(WakeBoard):
         self._thread.join(timeout=3)
 
 
+class _Pool(ConnectionPool):
+    """The pool, with its health check of idle connections watched too: a check on a half-open
+    connection would otherwise block forever."""
+
+    watchdog: Watchdog
+
+    def check_connection(self, conn: psycopg.Connection[Any]) -> None:  # type: ignore[override]
+        with self.watchdog.watching(conn, limit=min(self.watchdog.limit, 2.0)):
+            ConnectionPool.check_connection(conn)
+
+
 class PostgresBackend:
     capabilities = Capabilities(transactional_enqueue=True, shared_across_machines=True)
 
     def __init__(self, url: str, *, retention: Retention | None = None, schema: str = "conveyor",
-                 pool_size: int = 10, connect_timeout: float = 10.0) -> None:
+                 pool_size: int = 10, connect_timeout: float = 10.0, socket_timeout: float = 10.0) -> None:
         if not SCHEMA_NAME.fullmatch(schema):
             raise BackendError(f"schema={schema!r}: use lower-case letters, digits and _")
         self.url = url
@@ -127,12 +152,14 @@ class PostgresBackend:
         self._listener: _Listener | None = None
         self._listener_lock = threading.Lock()
         self._statements: dict[str, sql.Composed] = {}
+        self._watchdog = Watchdog(socket_timeout)
         with self.errors():
             # Autocommit: a one-statement verb is one round trip. No check on checkout (another round
             # trip); a connection the server dropped is retried once instead (see _run).
-            self._pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, timeout=connect_timeout,
-                                        kwargs={"row_factory": dict_row, "connect_timeout": 5, "autocommit": True},
-                                        name=f"conveyor-{schema}")
+            self._pool = _Pool(url, min_size=1, max_size=pool_size, open=False, timeout=connect_timeout,
+                               kwargs={"row_factory": dict_row, "connect_timeout": 5, "autocommit": True},
+                               name=f"conveyor-{schema}")
+            self._pool.watchdog = self._watchdog
             self._pool.open(wait=True, timeout=connect_timeout)
             self.applied_on_open = self.migrate()
 
@@ -160,14 +187,18 @@ class PostgresBackend:
             statement = self._statements[name] = sql.SQL(text).format(schema=sql.Identifier(self.schema))
         return statement
 
-    def _run(self, body: Callable[[Cursor], T], *, transaction: bool = False) -> T:
+    def _run(self, body: Callable[[Cursor], T], *, transaction: bool = False, rows: int = 0) -> T:
         """Run `body` on a pooled connection (in one transaction if asked). A pooled connection that
         the server dropped meanwhile (a restart, pg_terminate_backend) fails before anything ran on it;
-        the pool then checks its idle connections, and the body runs once more on a fresh one."""
+        the pool then checks its idle connections, and the body runs once more on a fresh one. A body
+        without a reply within socket_timeout (plus 1 s per 5,000 `rows` it writes) has its connection
+        closed by the watchdog, and runs once more too: every verb is safe to repeat (lease tokens,
+        job ids)."""
         for attempt in (1, 2):
             conn: psycopg.Connection[Any] | None = None
             try:
-                with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+                with self._pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur, \
+                        self._watchdog.watching(conn, extra=rows / 5000):
                     if not transaction:
                         return body(cur)
                     with conn.transaction():
@@ -231,6 +262,7 @@ class PostgresBackend:
                 self._listener.close(lambda: self._query("SELECT pg_notify(%s, '')", (self.channel,)))
                 self._listener = None
         self._pool.close()
+        self._watchdog.close()
 
     # -- producer verbs ---------------------------------------------------------------------
 
@@ -238,7 +270,7 @@ class PostgresBackend:
     def enqueue(self, jobs: Sequence[NewJob]) -> list[JobRecord]:
         if not jobs:
             return []
-        return self._run(lambda cur: self._insert(cur, jobs))
+        return self._run(lambda cur: self._insert(cur, jobs), rows=len(jobs))
 
     @translated
     def enqueue_in_transaction(self, connection: Any, jobs: Sequence[NewJob]) -> list[JobRecord]:
@@ -484,7 +516,7 @@ class PostgresBackend:
     def _wake_listener(self) -> _Listener:
         with self._listener_lock:
             if self._listener is None:
-                self._listener = _Listener(self._conninfo, self.channel)
+                self._listener = _Listener(self._conninfo, self.channel, self._watchdog)
             return self._listener
 
     @translated

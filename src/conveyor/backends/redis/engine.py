@@ -103,10 +103,11 @@ def _job_args(job: NewJob) -> list[str]:
 class _WakeListener(WakeBoard):
     """One subscriber thread per process, feeding a WakeBoard from the namespace's wake channel."""
 
-    def __init__(self, client: Any, channel: str) -> None:
+    def __init__(self, client: Any, channel: str, silence_limit: float) -> None:
         super().__init__()
         self._client = client
         self._channel = channel
+        self._silence_limit = silence_limit
         self._subscribed = threading.Event()
         self._closed = False
         self._pubsub: Any = None
@@ -121,8 +122,11 @@ class _WakeListener(WakeBoard):
             pubsub = self._pubsub = self._client.pubsub()
             try:
                 pubsub.subscribe(self._channel)
+                heard = pinged = time.monotonic()
                 while not self._closed:
                     message = pubsub.get_message(timeout=1.0)
+                    now = time.monotonic()
+                    heard, pinged = self._probe(pubsub, message is not None, now, heard, pinged)
                     if message is None:
                         continue
                     if message["type"] == "subscribe":
@@ -141,6 +145,18 @@ class _WakeListener(WakeBoard):
                 with suppress(Exception):
                     pubsub.close()
 
+    def _probe(self, pubsub: Any, heard_now: bool, now: float, heard: float, pinged: float) -> tuple[float, float]:
+        """A subscription can go silent without its connection closing (a half-open connection):
+        ping it now and then, and treat silence past the limit as a lost connection."""
+        if heard_now:
+            heard = now
+        elif now - heard > self._silence_limit:
+            raise redis.ConnectionError(f"the wake subscription was silent for {self._silence_limit:g}s")
+        if now - pinged >= self._silence_limit / 3:
+            pubsub.ping()
+            pinged = now
+        return heard, pinged
+
     def close(self) -> None:
         self._closed = True
         connection = getattr(self._pubsub, "connection", None)
@@ -158,6 +174,7 @@ class RedisBackend:
         self.url = url
         self.retention = retention or Retention()
         self.keys = Keys(namespace)
+        self._socket_timeout = socket_timeout
         self._safe_url = safe_url(url)
         self._local = threading.local()
         self._listener: _WakeListener | None = None
@@ -506,7 +523,7 @@ class RedisBackend:
     def _wake_listener(self) -> _WakeListener:
         with self._listener_lock:
             if self._listener is None:
-                self._listener = _WakeListener(self._client, self.keys.wake)
+                self._listener = _WakeListener(self._client, self.keys.wake, self._socket_timeout)
             return self._listener
 
     @translated
