@@ -15,7 +15,7 @@ from typing import Literal
 
 from conveyor import logs
 from conveyor.app import Conveyor, JobEvent
-from conveyor.backends.base import Finish, MinuteStats, WorkerInfo
+from conveyor.backends.base import Finish, MinuteStats, Retention, WorkerInfo
 from conveyor.errors import ConfigurationError, ConveyorError
 from conveyor.job import JobRecord, JobState
 from conveyor.options import check_queue
@@ -32,7 +32,7 @@ DEFAULT_CONCURRENCY: dict[str, int] = {"thread": 8, "async": 64, "process": os.c
 _EVENT_OF_STATE = {JobState.COMPLETED: "completed", JobState.FAILED: "failed", JobState.CANCELLED: "cancelled",
                    JobState.SCHEDULED: "retrying", JobState.QUEUED: "retrying"}
 _SUPERVISOR_TICK = 0.05
-_PRUNE_INTERVAL = 60.0
+_PRUNE_INTERVAL = 60.0  # at most; shorter when a retention is short (see _prune_interval)
 _REPORT_INTERVAL = 5.0  # how often a worker announces itself and sends its totals, at most
 
 
@@ -83,6 +83,13 @@ class Tally:
         with self._lock:
             for total in totals:
                 self._bucket(total.minute, total.queue).add(total)
+
+
+def _prune_interval(retention: Retention) -> float:
+    """Prune at least twice per shortest retention, so a store with `result_ttl=10` holds about
+    10-15 s of finished jobs rather than a minute's worth; never more often than once a second."""
+    shortest = min(retention.completed, retention.failed, retention.cancelled)
+    return min(_PRUNE_INTERVAL, max(1.0, shortest / 2))
 
 
 class Worker:
@@ -281,7 +288,8 @@ class Worker:
 
     def _supervise(self) -> None:
         next_heartbeat = next_rescue = time.monotonic()
-        next_prune = time.monotonic() + _PRUNE_INTERVAL
+        prune_interval = _prune_interval(self.app.retention)
+        next_prune = time.monotonic() + prune_interval
         next_report = time.monotonic() + self.report_interval
         while not self.stopping.wait(_SUPERVISOR_TICK) or self.attempts:
             with self._lock:
@@ -299,7 +307,7 @@ class Worker:
                     next_report = now + self.report_interval
                     self._report()
                 if now >= next_prune:
-                    next_prune = now + _PRUNE_INTERVAL
+                    next_prune = now + prune_interval
                     self.app.backend.prune()
             except ConveyorError as exc:
                 logger.warning("worker %s: supervisor could not reach the store (%s); will retry", self.id, exc)
