@@ -13,10 +13,12 @@ from tests.servers import free_port
 
 
 class StallingProxy:
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
+        """Listens on `host` (loopback unless a test's own network namespace needs another address)
+        and forwards to `target_port` on loopback."""
         self.target = ("127.0.0.1", target_port)
         self.port = free_port()
-        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener = socket.create_server((host, self.port))
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._listener, selectors.EVENT_READ)
         self._pairs: dict[socket.socket, socket.socket] = {}
