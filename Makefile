@@ -18,13 +18,16 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-# The tests start their own redis-server and PostgreSQL on free loopback ports, and drive Debian's
-# Chromium for the dashboard; install the Debian packages where they are missing (as root).
+# The tests start their own redis-server and PostgreSQL on free loopback ports, drive Debian's
+# Chromium for the dashboard and skew clocks with libfaketime; install the Debian packages where
+# they are missing (as root).
 servers:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	command -v faketime >/dev/null || missing="$$missing faketime"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
