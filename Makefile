@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean servers
+.PHONY: demo test lint bench clean servers faults-long
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ servers:
 
 test: $(BIN)/.installed servers lint
 	$(BIN)/pytest -q
+
+# The fault suite's long versions (a 5-minute kill storm, 5 engine kills per run, a 10-minute
+# soak, 20 runs per kill point): about an hour, outside CI.
+faults-long: $(BIN)/.installed servers
+	CONVEYOR_FAULTS_LONG=1 $(BIN)/pytest -q tests/faults
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench.py

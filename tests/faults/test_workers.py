@@ -2,7 +2,7 @@
 worker, and kills at chosen points of the worker's loop. Each checks the ledger (ledger.py).
 
 Sizes follow the issue (10,000 jobs of 30 ms, a kill every 2 s for 30 s); CONVEYOR_FAULTS_LONG=1
-runs the kill-point scenario 20 times per point instead of 5."""
+storms for 5 minutes over 80,000 jobs, and runs the kill-point scenario 20 times per point instead of 5."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tests.faults.harness import Scenario
 
 LONG = os.environ.get("CONVEYOR_FAULTS_LONG") == "1"
 CONCURRENCY = 4  # threads per worker: also the most jobs a worker holds (no prefetch)
+STORM_SECONDS, STORM_JOBS = (300, 80_000) if LONG else (30, 10_000)
 
 
 @pytest.fixture
@@ -31,10 +32,10 @@ def scenario(engine_url: str, tmp_path: Path) -> Iterator[Scenario]:
 
 def storm(scenario: Scenario, *, skip_heartbeats: bool) -> tuple[int, dict[int, float]]:
     """10,000 jobs of 30 ms, two workers; one of them SIGKILLed every 2 s for 30 s and restarted."""
-    scenario.enqueue(10_000, 0.03)
+    scenario.enqueue(STORM_JOBS, 0.03)
     env = {"CONVEYOR_FAULT_SKIP_HEARTBEATS": "1"} if skip_heartbeats else {}
     with scenario.workers(2, "-c", str(CONCURRENCY), "--lease", "1", "--heartbeat", "0.2", env=env) as workers:
-        end = time.monotonic() + 30
+        end = time.monotonic() + STORM_SECONDS
         victim = 0
         # The storm's clock is the point of the scenario: a kill every 2 s, whatever the jobs do.
         while time.monotonic() < end and not scenario.finished():
@@ -46,7 +47,7 @@ def storm(scenario: Scenario, *, skip_heartbeats: bool) -> tuple[int, dict[int, 
     return len(workers.kills), workers.kills
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(STORM_SECONDS * 3 + 240)
 def test_sigkill_storm_loses_nothing_and_duplicates_only_what_was_in_flight(
         scenario: Scenario, record_property: pytest.RecordProperty) -> None:
     kills, when = storm(scenario, skip_heartbeats=False)
@@ -55,12 +56,12 @@ def test_sigkill_storm_loses_nothing_and_duplicates_only_what_was_in_flight(
     print(f"\n{kills} kills: {verdict.summary()}")
     assert kills >= 5
     assert verdict.lost == [] and verdict.unexpected == []
-    assert verdict.completed == 10_000
+    assert verdict.completed == STORM_JOBS
     assert verdict.overlapping == []
     assert verdict.extra_runs <= kills * CONCURRENCY, "more runs again than the killed workers held"
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(STORM_SECONDS * 3 + 240)
 def test_negative_control_without_lease_renewal_the_checker_sees_the_damage(scenario: Scenario) -> None:
     """Leases not renewed (a test-only switch): they lapse under running jobs, other workers take
     those jobs, and the checker must report overlapping runs. Proves the storm's checks can fail."""
