@@ -124,3 +124,21 @@ def test_quick_postgres_benchmark_runs_on_its_own_server_and_stops_it(tmp_path: 
     with socket.socket() as sock, pytest.raises(OSError):  # the benchmark's server is gone
         sock.settimeout(1)
         sock.connect(("127.0.0.1", extras["postgres_port"]))
+
+
+COMPARE = BENCH.parent / "compare.py"
+
+
+@pytest.mark.timeout(600)
+def test_the_comparison_runs_conveyor_and_a_peer_from_its_own_venv(tmp_path: Path) -> None:
+    """`benchmarks/compare.py --quick` on one engine with one peer: it builds (or reuses) the peers'
+    own virtual environment, measures both in one run, prints the table and the ratios, and writes
+    its results file. Nothing about speed is asserted."""
+    out = tmp_path / "compare.json"
+    result = subprocess.run([sys.executable, str(COMPARE), "--quick", "--engines", "sqlite", "--libraries",
+                             "conveyor,huey", "--json", str(out), "--dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=580)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "conveyor" in result.stdout and "huey" in result.stdout
+    data = json.loads(out.read_text())
+    assert data, "an empty results file"

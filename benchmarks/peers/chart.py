@@ -1,0 +1,69 @@
+"""The chart of a compare.py run: python -m peers.chart RESULTS.json OUT.png (in the peers venv,
+which has matplotlib; the project does not depend on it).
+
+One panel per figure, one horizontal bar per library (median), the min-max range of the rounds as
+an error bar; conveyor's bars are dark, the peers' light, grouped and coloured by engine.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+PANELS = [  # key, title, log scale
+    ("enqueue_one", "enqueue one at a time, jobs/s (higher is better)", False),
+    ("enqueue_bulk", "enqueue in bulk, jobs/s (higher is better)", False),
+    ("drain_1", "drain, 1 worker process, jobs/s (higher is better)", False),
+    ("drain_2", "drain, 2 worker processes, jobs/s (higher is better)", False),
+    ("latency_p50", "enqueue-to-start latency p50, ms (lower is better, log scale)", True),
+    ("latency_p99", "enqueue-to-start latency p99, ms (lower is better, log scale)", True),
+]
+COLOURS = {"redis": ("#b2182b", "#f4a582"), "sqlite": ("#2166ac", "#92c5de"), "postgres": ("#1b7837", "#a6dba0")}
+
+
+def main(argv: list[str]) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = json.loads(Path(argv[0]).read_text())
+    entries = list(data["libraries"].values())
+    labels = [f"{e['name']} ({e['engine']})" for e in entries]
+    fig, axes = plt.subplots(3, 2, figsize=(13, 2.2 + 0.33 * len(entries) * 3), constrained_layout=True)
+    for axis, (key, heading, log) in zip(axes.flat, PANELS, strict=True):
+        medians, lows, highs, colours = [], [], [], []
+        for entry in entries:
+            values = [v for v in entry["values"][key] if v is not None and v == v]
+            median = statistics.median(values) if values else 0.0
+            medians.append(median)
+            lows.append(median - min(values) if values else 0.0)
+            highs.append(max(values) - median if values else 0.0)
+            dark, light = COLOURS[entry["engine"]]
+            colours.append(dark if entry["name"] == "conveyor" else light)
+        positions = list(range(len(entries)))
+        axis.barh(positions, medians, color=colours, xerr=[lows, highs], capsize=2, error_kw={"elinewidth": 0.8})
+        axis.set_yticks(positions, labels, fontsize=8)
+        axis.invert_yaxis()
+        axis.set_title(heading, fontsize=9)
+        axis.tick_params(axis="x", labelsize=8)
+        if log:
+            axis.set_xscale("log")
+        for position, median in enumerate(medians):
+            text = "no bulk API" if key == "enqueue_bulk" and median == 0 else \
+                "n/a" if median == 0 else f"{median:,.0f}" if median >= 100 else f"{median:.2g}"
+            if log and median <= 0:
+                continue
+            axis.annotate(text, (median if median > 0 else 0, position), xytext=(3, 0), textcoords="offset points",
+                          va="center", fontsize=7)
+    settings = data["settings"]
+    fig.suptitle(f"conveyor and its peers: {settings['jobs']:,} no-op jobs per drain, median of "
+                 f"{settings['rounds']} round(s), error bars min-max ({data['started'][:10]})", fontsize=10)
+    fig.savefig(argv[1], dpi=110)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
