@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import secrets
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib import resources
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import hiredis
 import redis
@@ -45,6 +47,7 @@ from conveyor.errors import BackendError
 from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
 
 F = TypeVar("F", bound=Callable[..., Any])
+E = TypeVar("E", bound=BaseException)
 
 MIN_VERSION = (6, 2)
 SCRIPTS = ("enqueue", "heartbeat", "finish", "finish_and_fetch", "set_progress", "rescue_expired", "cancel",
@@ -94,6 +97,28 @@ def _schedule_state(name: str, raw: str) -> ScheduleState:
                          last_job_id=state.get("last_job_id"), last_fired_at=_float(state, "last_fired_at"))
 
 
+def _chained(exc: BaseException, kind: type[E]) -> E | None:
+    """`exc` or the first exception of `kind` it was raised from or during (redis-py wraps socket
+    and TLS errors in its ConnectionError)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _acl_hint(exc: redis.RedisError) -> str:
+    """What to do when the URL's ACL user may not run a command, touch a key or publish (in a script)."""
+    if isinstance(exc, redis.exceptions.NoPermissionError) or "user executing the script can't" in str(exc):
+        return ("; the URL's ACL user lacks a permission conveyor needs (keys ~conveyor:*, channels "
+                "&conveyor:* and the commands listed under \"Passwords, ACL users and TLS\" in conveyor's "
+                "Redis docs)")
+    return ""
+
+
 def _job_args(job: NewJob) -> list[str]:
     return [job.id, job.task, job.queue, str(job.priority), job.payload, repr(float(job.delay)),
             "" if job.run_at is None else repr(float(job.run_at)), str(job.max_attempts),
@@ -109,12 +134,19 @@ class _WakeListener(WakeBoard):
         self._channel = channel
         self._silence_limit = silence_limit
         self._subscribed = threading.Event()
+        self._settled = threading.Event()  # subscribed, or refused for good
+        self._refusal: Exception | None = None
+        self._last_error: Exception | None = None
         self._closed = False
         self._pubsub: Any = None
         self._thread = threading.Thread(target=self._run, name="conveyor-redis-wake", daemon=True)
         self._thread.start()
-        if not self._subscribed.wait(10):
-            raise BackendError(f"could not subscribe to {channel}: Redis did not answer in 10 s")
+        if not self._settled.wait(10) or self._refusal is not None:
+            self.close()
+            if self._refusal is not None:  # the caller's errors() says what to fix (an ACL, a password)
+                raise self._refusal
+            last = f" (last error: {self._last_error})" if self._last_error is not None else ""
+            raise BackendError(f"could not subscribe to {channel}: Redis did not answer in 10 s{last}")
 
     def _run(self) -> None:
         backoff = 0.05
@@ -132,11 +164,17 @@ class _WakeListener(WakeBoard):
                     if message["type"] == "subscribe":
                         self.bump(None)
                         self._subscribed.set()
+                        self._settled.set()
                         backoff = 0.05
                     elif message["type"] == "message":
                         self.bump(message["data"])
-            except Exception:  # a lost connection, or close() pulling it away mid-read
+            except Exception as exc:  # a lost connection, or close() pulling it away mid-read
                 if self._closed:
+                    return
+                self._last_error = exc
+                if not self._subscribed.is_set() and isinstance(exc, redis.ResponseError | redis.AuthenticationError):
+                    self._refusal = exc  # never subscribed and refused (an ACL without the channel): give up
+                    self._settled.set()
                     return
                 self.bump(None)  # anything may have been missed: every waiting loop looks again
                 time.sleep(backoff)
@@ -206,13 +244,46 @@ class RedisBackend:
         try:
             yield
         except redis.AuthenticationError as exc:
-            raise BackendError(f"Redis at {self._safe_url} refused the credentials: {exc}; check the user "
-                               "and password in the URL") from exc
+            raise BackendError(self._credentials_refused(exc)) from exc
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise BackendError(f"cannot reach Redis at {self._safe_url}: {exc}; is redis-server running "
-                               "there?") from exc
+            raise BackendError(self._unreachable(exc)) from exc
         except redis.RedisError as exc:
-            raise BackendError(f"Redis at {self._safe_url} refused a command: {exc}") from exc
+            raise BackendError(f"Redis at {self._safe_url} refused a command: {exc}{_acl_hint(exc)}") from exc
+
+    def _credentials_refused(self, exc: redis.AuthenticationError) -> str:
+        # Redis's own words never hold the password; the URL is shown without it.
+        reason = str(exc).strip().rstrip(".")
+        parts = urlsplit(self.url)
+        if parts.password is None and "password" not in parse_qs(parts.query):
+            return (f"Redis at {self._safe_url} wants a password and the URL has none ({reason}): write it into "
+                    "the URL, redis://:PASSWORD@host:6379/0, or redis://USER:PASSWORD@host:6379/0 for an ACL user")
+        return (f"Redis at {self._safe_url} refused the user and password in the URL ({reason}): check them; "
+                "an ACL user must exist and be on, and @ : / % in a password are written %40 %3A %2F %25")
+
+    def _unreachable(self, exc: redis.RedisError) -> str:
+        verify = _chained(exc, ssl.SSLCertVerificationError)
+        if verify is not None:
+            reason = str(verify.verify_message or verify.reason or verify).strip().rstrip(".")
+            if verify.verify_code == 62:  # X509_V_ERR_HOSTNAME_MISMATCH
+                return (f"Redis at {self._safe_url} presented a TLS certificate for another host name ({reason}): "
+                        "connect by a name or address the certificate lists")
+            return (f"Redis at {self._safe_url} presented a TLS certificate conveyor does not trust ({reason}): "
+                    "if a private CA signed it, name that CA's certificate in the URL, ?ssl_ca_certs=/path/to/ca.pem")
+        handshake = _chained(exc, ssl.SSLError)
+        if handshake is not None and "certificate" in str(handshake).lower():  # what a server says of ours
+            return (f"Redis at {self._safe_url} refused the TLS handshake over the client certificate "
+                    f"({handshake}): a server with tls-auth-clients wants one signed by a CA it trusts, named in "
+                    "the URL, ssl_certfile=/path/to/cert.pem&ssl_keyfile=/path/to/key.pem")
+        if handshake is not None:
+            return (f"the TLS handshake with Redis at {self._safe_url} failed ({handshake}): does the server "
+                    "speak TLS on that port (its tls-port), or is the URL meant to be redis://?")
+        if not self.url.lower().startswith("rediss:"):
+            return f"cannot reach Redis at {self._safe_url}: {exc}; is redis-server running there?"
+        if _chained(exc, FileNotFoundError) is not None:
+            return (f"cannot connect to Redis at {self._safe_url}: a TLS file the URL names does not exist "
+                    "(check ssl_ca_certs, ssl_certfile and ssl_keyfile)")
+        return (f"cannot reach Redis at {self._safe_url}: {exc}; is redis-server running there, speaking TLS "
+                "on that port (its tls-port)?")
 
     def _run(self, script: str, queues: Sequence[str], args: Sequence[Any]) -> Any:
         keys, header = self.keys.layout(queues)
