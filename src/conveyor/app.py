@@ -20,6 +20,7 @@ from conveyor.backends import (
     WorkerInfo,
     open_backend,
 )
+from conveyor.backends.shared import safe_url
 from conveyor.errors import ConfigurationError, InvalidTransition, JobNotFound, ScheduleNotFound, UnknownTask
 from conveyor.handle import Job
 from conveyor.job import JobRecord, JobState, NewJob
@@ -107,7 +108,12 @@ class Conveyor:
         self._backend_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"<Conveyor {self.url} tasks={len(self.tasks)}>"
+        return f"<Conveyor {self.display_url} tasks={len(self.tasks)}>"
+
+    @property
+    def display_url(self) -> str:
+        """The store's URL without its password: what to print or log."""
+        return safe_url(self.url or "")
 
     @property
     def backend(self) -> Backend:
@@ -211,7 +217,7 @@ class Conveyor:
             return [Job(self, record) for record in self.backend.enqueue(jobs)]
         if not isinstance(self.backend, TransactionalBackend):
             raise ConfigurationError("connection=... (enqueue inside your transaction) needs a PostgreSQL store; "
-                                     f"this app uses {self.url}")
+                                     f"this app uses {self.display_url}")
         return [Job(self, record) for record in self.backend.enqueue_in_transaction(options.connection, jobs)]
 
     def build_jobs(self, task: Task[Any, Any], calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],

@@ -278,14 +278,14 @@ def info(app_path: str | None, url: str | None, as_json: bool) -> None:
     counts = app.counts()
     paused = app.backend.paused()
     if as_json:
-        click.echo(json.dumps({"url": app.url, "queues": {
+        click.echo(json.dumps({"url": app.display_url, "queues": {
             queue: {"paused": queue in paused, **{str(s): by_state.get(s, 0) for s in JobState}}
             for queue, by_state in sorted(counts.items())}}, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"conveyor · {app.url}")
+    table = Table(title=f"conveyor · {app.display_url}")
     table.add_column("queue")
     for state in JobState:
         table.add_column(str(state), justify="right")

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from conveyor.errors import InvalidTransition, JobNotFound
 from conveyor.job import JobRecord, JobState
@@ -31,12 +31,18 @@ def translated(method: F) -> F:
 
 
 def safe_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
+    """The URL without its password (in the user part or a `password=` option), for messages and logs."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is None and "password" not in parts.query.lower():
+        return url  # untouched: urlunsplit would turn sqlite:/// into sqlite:/
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        parts = parts._replace(netloc=netloc)
+    if "password" in parts.query.lower():
+        options = [(key, "***" if "password" in key.lower() else value)
+                   for key, value in parse_qsl(parts.query, keep_blank_values=True)]
+        parts = parts._replace(query="&".join(f"{key}={value}" for key, value in options))
+    return urlunsplit(parts)
 
 
 def record_from_row(row: Mapping[str, Any]) -> JobRecord:

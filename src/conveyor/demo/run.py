@@ -73,7 +73,7 @@ def run_demo(directory: str, job_count: int, workers: int) -> int:
     os.environ.update({key: env[key] for key in ("CONVEYOR_URL", "CONVEYOR_DEMO_DIR")})
     app = load_demo_app(env["CONVEYOR_URL"])
     console.print(Text(f"conveyor demo: {job_count} jobs for a small shop, {workers} worker processes, "
-                       f"store {app.url}", style="bold"), soft_wrap=True)
+                       f"store {app.display_url}", style="bold"), soft_wrap=True)
     started = time.monotonic()
     enqueue_jobs(job_count)
     with open(root / WORKER_LOG, "w") as log:
@@ -317,7 +317,7 @@ def print_summary(console: Console, app: Conveyor, root: Path, outcome: Outcome,
     say(console, f"  files     {files} under {root}")
     print_failures(console, [record for record in records if record.state == JobState.FAILED])
     print_outcome(console, root, outcome, len(records) - finished, processes)
-    say(console, f"Inspect the jobs: conveyor jobs list --url {app.url}", "dim")
+    say(console, f"Inspect the jobs: conveyor jobs list --url {app.display_url}", "dim")
 
 
 def print_failures(console: Console, failed: list[JobRecord]) -> None:
