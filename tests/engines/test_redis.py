@@ -62,6 +62,25 @@ def test_worker_connections_killed_the_worker_carries_on(tapp: Conveyor, redis_s
     admin.close()
 
 
+def test_queue_members_whose_job_cannot_be_read_never_block_the_queue(tapp: Conveyor,
+                                                                    redis_server: RedisServer) -> None:
+    # Why Redis only: a script that fails half-way keeps the writes it made (Redis has no rollback;
+    # an ACL refusing a command mid-script does this), so a queue can hold an id whose job was never
+    # written, or metadata something else overwrote. The SQL engines roll such a write back.
+    admin = redis.Redis(port=redis_server.port, decode_responses=True)
+    keys = tapp.backend.keys  # type: ignore[attr-defined]
+    first = "0" * 32  # sorts before any real member of equal priority
+    admin.zadd(keys.queued("default"), {f"{first}ghost": 0, f"{first}garbled": 0})
+    admin.hset(keys.jobs, "garbled", "{not json")
+    admin.zadd(keys.scheduled("default"), {"ghost-scheduled": 0})  # long due
+    job = worker_app.add.delay(2, 3)
+    with running_worker(tapp, concurrency=1):
+        assert job.result(timeout=10) == 5
+    assert admin.zrange(keys.queued("default"), 0, -1) == []
+    assert admin.zrange(keys.scheduled("default"), 0, -1) == []
+    admin.close()
+
+
 def test_server_restart_with_aof_loses_nothing(tmp_path: Path) -> None:
     # Why Redis only: SQLite has no server to restart. With appendonly on, an enqueue that returned
     # survives a crash of the server (SIGKILL); it restarts on the same port and directory and

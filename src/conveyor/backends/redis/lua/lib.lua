@@ -178,17 +178,35 @@ end
 -- Claim up to `limit` jobs from `queues` (names whose keys were passed): highest priority first,
 -- then due time, then enqueue order; due scheduled jobs of those queues are queued first.
 -- Returns per claimed job {job JSON, payload, result, errors}, now running with the attempt counted.
+-- A queue member whose job cannot be read (its metadata missing or not JSON: a write that failed
+-- half-way, as a script refused mid-run by an ACL leaves it, or bytes written by something else)
+-- is taken out of the queue and reported in the server's log, so one bad member cannot fail
+-- every fetch of its queue. Returns the job, or nil for such a member.
+local function load_member(zset, member, id)
+  local raw = redis.call('HGET', K_JOBS, id)
+  local ok, job = false, nil
+  if raw then ok, job = pcall(cjson.decode, raw) end
+  if ok and type(job) == 'table' then return job end
+  redis.call('ZREM', zset, member)
+  redis.log(redis.LOG_WARNING, 'conveyor: removed ' .. id .. ' from ' .. zset .. ': its job metadata is '
+    .. (raw and 'not JSON' or 'missing'))
+  return nil
+end
+
 local function claim(queues, limit, token, worker, lease, t)
   local candidates = {}
   for _, queue in ipairs(queues) do
-    for _, id in ipairs(redis.call('ZRANGEBYSCORE', key_of(SCHEDULED_KEY, queue), '-inf', t, 'LIMIT', 0, 1000)) do
-      local job = load(id)
-      leave(job)
-      enter(job, 'queued')
+    local scheduled = key_of(SCHEDULED_KEY, queue)
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', scheduled, '-inf', t, 'LIMIT', 0, 1000)) do
+      local job = load_member(scheduled, id, id)
+      if job then
+        leave(job)
+        enter(job, 'queued')
+      end
     end
     if redis.call('SISMEMBER', K_PAUSED, queue) == 0 then
       local rows = redis.call('ZRANGE', key_of(QUEUED_KEY, queue), 0, limit - 1, 'WITHSCORES')
-      for i = 1, #rows, 2 do candidates[#candidates + 1] = {tonumber(rows[i + 1]), rows[i]} end
+      for i = 1, #rows, 2 do candidates[#candidates + 1] = {tonumber(rows[i + 1]), rows[i], queue} end
     end
   end
   table.sort(candidates, function(a, b)
@@ -197,13 +215,16 @@ local function claim(queues, limit, token, worker, lease, t)
   end)
   local out = {}
   for i = 1, math.min(limit, #candidates) do
-    local job = load(string.sub(candidates[i][2], MEMBER_ID_AT))
-    leave(job)
-    job.attempts = job.attempts + 1
-    job.lease_token, job.worker_id = token, worker
-    job.started_at, job.lease_expires_at = num(t), num(t + lease)
-    enter(job, 'running')
-    out[#out + 1] = reply(job)
+    local member = candidates[i][2]
+    local job = load_member(key_of(QUEUED_KEY, candidates[i][3]), member, string.sub(member, MEMBER_ID_AT))
+    if job then
+      leave(job)
+      job.attempts = job.attempts + 1
+      job.lease_token, job.worker_id = token, worker
+      job.started_at, job.lease_expires_at = num(t), num(t + lease)
+      enter(job, 'running')
+      out[#out + 1] = reply(job)
+    end
   end
   return out
 end
