@@ -76,8 +76,9 @@ def decode_payload(payload: str) -> tuple[list[Any], dict[str, Any]]:
     except (TypeError, ValueError) as exc:
         raise SerializationError(f"the stored arguments are not valid JSON ({exc}); "
                                  "the job was written by something other than conveyor") from None
-    if not isinstance(data, dict) or not isinstance(data.get("args", []), list) \
-            or not isinstance(data.get("kwargs", {}), dict):
+    # Unknown keys fail too: a foreign envelope (a Celery message, say) must not run with no arguments.
+    if not isinstance(data, dict) or not data or not data.keys() <= {"args", "kwargs"} \
+            or not isinstance(data.get("args", []), list) or not isinstance(data.get("kwargs", {}), dict):
         raise SerializationError('the stored arguments are not {"args": [...], "kwargs": {...}}; '
                                  "the job was written by something other than conveyor")
     return data.get("args", []), data.get("kwargs", {})

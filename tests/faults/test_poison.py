@@ -26,6 +26,8 @@ from tests.faults.ledger import check
 HEALTHY = 1000
 PER_KIND = 2
 GARBAGE = {"not JSON": b'{"args": [1, 2', "JSON of the wrong shape": b'[["x"], 7]',
+           "a foreign envelope": b'{"body": "gASVAAAAAAAAAACMBHRleHSULg==", '
+                                 b'"content-type": "application/x-python-serialize"}',
            "not UTF-8": b"\xff\xfe\x00garbage"}
 
 
