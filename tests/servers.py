@@ -66,6 +66,7 @@ class RedisServer:
                 break
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop(kill=True)  # a server that never answered is still ours to stop
                     log = (self.directory / "redis.log").read_text() if (self.directory / "redis.log").exists() else ""
                     raise RuntimeError(f"redis-server did not start on port {self.port}: {log[-2000:]}") from None
                 time.sleep(0.02)
@@ -129,6 +130,7 @@ class PostgresServer:
                 return self
             except psycopg.OperationalError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop(kill=True)  # a server that never answered is still ours to stop
                     stderr = self.process.stderr.read().decode() if self.process.stderr else ""
                     raise RuntimeError(f"PostgreSQL did not start on port {self.port}: {stderr[-2000:]}") from None
                 time.sleep(0.05)
