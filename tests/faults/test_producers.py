@@ -20,7 +20,10 @@ PER_PRODUCER = 50_000
 def test_four_producers_and_two_workers_make_exactly_the_jobs_enqueued(engine_url: str, tmp_path: Path) -> None:
     scenario = Scenario(engine_url, tmp_path)
     try:
-        with scenario.workers(2, "-c", "8"):
+        # The fault app's 1 s lease suits the crash scenarios; here nothing crashes, and on a loaded
+        # 2-core machine a heartbeat queued behind four producers' writes can miss 1 s (seen on
+        # SQLite in CI: 8 jobs rescued from a live worker). A 10 s lease keeps this test on producers.
+        with scenario.workers(2, "-c", "8", "--lease", "10", "--heartbeat", "1"):
             outputs = [tmp_path / f"producer-{n}.txt" for n in range(4)]
             producers = [subprocess.Popen([sys.executable, "-m", "tests.faults.producer", str(PER_PRODUCER), str(out)],
                                           cwd=ROOT, env={**os.environ, **scenario.env}, stderr=subprocess.PIPE)

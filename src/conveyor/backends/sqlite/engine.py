@@ -115,6 +115,10 @@ class SQLiteBackend:
 
     def _translate(self, exc: sqlite3.Error) -> BackendError:
         text = str(exc)
+        if self._disk_full(exc):
+            return BackendError(f"the disk holding the SQLite store {self.path} is full, so this change was not "
+                                f"stored: free space on that filesystem and try again (SQLite needs room to grow "
+                                f"{self.path.name} and {self.path.name}-wal)")
         if "readonly" in text or "read-only" in text:
             return BackendError(f"the SQLite store {self.path} is read-only: give this process write access "
                                 "to the file and its directory (SQLite writes -wal and -shm files beside it)")
@@ -127,8 +131,6 @@ class SQLiteBackend:
                                 "look for a process holding a long transaction")
         if "unable to open" in text:
             return BackendError(f"cannot open the SQLite store {self.path}: {text}; check the path and permissions")
-        if "disk is full" in text or "database or disk is full" in text:
-            return BackendError(f"the disk holding the SQLite store {self.path} is full; nothing was written")
         return BackendError(f"SQLite store {self.path}: {text}")
 
     @contextmanager
@@ -157,6 +159,17 @@ class SQLiteBackend:
             if isinstance(exc, sqlite3.Error):
                 raise self._translate(exc) from exc
             raise
+
+    def _disk_full(self, exc: sqlite3.Error) -> bool:
+        """SQLITE_FULL; or an I/O error (growing the -shm file, say) on a filesystem with no room left."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code == sqlite3.SQLITE_FULL or "database or disk is full" in str(exc):
+            return True
+        if code is not None and code & 0xFF == sqlite3.SQLITE_IOERR:
+            with suppress(OSError):
+                stat = os.statvfs(self.path.parent)
+                return stat.f_bavail * stat.f_frsize < 64 * 1024
+        return False
 
     def _ensure_schema(self) -> None:
         conn = self._conn()
@@ -205,6 +218,51 @@ class SQLiteBackend:
                     conn.close()
             self._connections.clear()
         self._local = threading.local()
+
+    def backup(self, path: str | os.PathLike[str]) -> Path:
+        """Copy the store to `path` as one consistent snapshot while producers and workers keep running.
+
+        A plain `cp` of the file is not a backup: commits not yet checkpointed are only in the -wal
+        file, and a checkpoint writing into the main file during the copy tears it. This uses SQLite's
+        online backup API, all pages in one step inside one read transaction, so the copy holds every
+        change committed before the call and none after the snapshot. Writers are not blocked. The
+        copy is written beside `path` and renamed into place, so `path` is either the old file or the
+        whole new copy; it is a self-contained database (rollback journal, no -wal file), and opening
+        it with conveyor makes it a store again.
+        """
+        target = Path(path)
+        if target.resolve() == self.path.resolve():
+            raise ConfigurationError(f"cannot back up the SQLite store {self.path} onto itself; choose another path")
+        if not target.parent.is_dir():
+            raise BackendError(f"cannot write the backup {target}: the directory {target.parent} does not exist")
+        partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+        try:
+            copy = sqlite3.connect(partial, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise BackendError(f"cannot write the backup {target}: {exc}") from exc
+        try:
+            source = self._conn()
+            try:
+                source.backup(copy)  # pages=-1: every page in one step, so one snapshot
+                copy.execute("PRAGMA journal_mode = DELETE")
+            except sqlite3.Error as exc:  # only the copy is written to, so a full disk is the copy's
+                raise self._backup_error(target, exc) from exc
+            copy.close()
+            os.replace(partial, target)
+        except BaseException:
+            copy.close()
+            for leftover in (partial, Path(f"{partial}-journal"), Path(f"{partial}-wal"), Path(f"{partial}-shm")):
+                with suppress(OSError):
+                    leftover.unlink()
+            raise
+        return target
+
+    @staticmethod
+    def _backup_error(target: Path, exc: sqlite3.Error) -> BackendError:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
+            return BackendError(f"the disk holding the backup {target} is full; the store is unchanged and "
+                                "no backup was written: free space there or choose another directory")
+        return BackendError(f"cannot write the backup {target}: {exc}")
 
     # -- producer verbs ---------------------------------------------------------------------
 
