@@ -3,7 +3,7 @@
 
     python benchmarks/compare.py [--quick] [--jobs N] [--rounds R] [--latency-jobs L]
                                  [--engines redis,sqlite,postgres] [--libraries conveyor,huey,...]
-                                 [--docs | --no-docs] [--plain]
+                                 [--docs | --no-docs] [--backlog [N]] [--mix [N]] [--mix-only]
 
 The peers (Celery, RQ, Dramatiq, Huey, arq, SAQ, procrastinate) are installed by the benchmark
 itself into venvs of its own (benchmarks/peers/install.py), never as project dependencies. Every
@@ -16,7 +16,9 @@ Per library and round: enqueue N jobs one at a time (timed), drain them with one
 enqueue N in bulk (timed, where the library has a bulk API), drain them with two worker
 processes; then L probes one every 5 ms to an idle worker for the latency. Each figure is the
 median of the rounds with its min - max range; ratios against the best peer on the same engine are
-taken per round, then the median. See benchmarks/README.md ("compare.py").
+taken per round, then the median. With --mix, also the realistic mix: N jobs sleeping 10-50 ms
+drained by workers at concurrency 50 (threads or asyncio), and N CPU-bound jobs drained by two
+processes, against the ideal rate. See benchmarks/README.md ("compare.py").
 """
 
 from __future__ import annotations
@@ -48,7 +50,18 @@ from bench import (
 )
 from peers import install, jobs
 from peers.base import Context
-from peers.registry import ENGINE_LABELS, ENGINES, LIBRARIES, Library
+from peers.registry import (
+    CPU_PROCESSES,
+    ENGINE_LABELS,
+    ENGINES,
+    IO_CONCURRENCY,
+    LIBRARIES,
+    MIX,
+    MIX_IMPOSSIBLE,
+    MIX_STAGES,
+    Library,
+    MixSetup,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -150,27 +163,28 @@ class Runner:
     # -- stores: a fresh one per measurement, removed afterwards --
 
     @contextlib.contextmanager
-    def store(self, library: Library, name: str) -> Iterator[Context]:
+    def store(self, library: Library, name: str, concurrency: int = CONCURRENCY,
+              options: dict[str, Any] | None = None) -> Iterator[Context]:
         redis_url = self.redis.url()
         try:
             if library.engine == "redis":
-                yield Context("redis", redis_url, name, redis_url, CONCURRENCY)
+                yield Context("redis", redis_url, name, redis_url, concurrency, options)
             elif library.engine == "sqlite":
                 path = self.directory / f"{name}.db"
                 try:
-                    yield Context("sqlite", str(path), name, redis_url, CONCURRENCY)
+                    yield Context("sqlite", str(path), name, redis_url, concurrency, options)
                 finally:
                     for leftover in self.directory.glob(f"{name}.db*"):
                         leftover.unlink()
             elif library.name == "procrastinate":
                 self.postgres.create_database(name, template=PROCRASTINATE_TEMPLATE)
                 try:
-                    yield Context("postgres", self.postgres.url(name), name, redis_url, CONCURRENCY)
+                    yield Context("postgres", self.postgres.url(name), name, redis_url, concurrency, options)
                 finally:
                     self.postgres.drop_database(name)
             else:
                 try:
-                    yield Context("postgres", self.postgres.url(), name, redis_url, CONCURRENCY)
+                    yield Context("postgres", self.postgres.url(), name, redis_url, concurrency, options)
                 finally:
                     self.postgres.drop_schema(name)
         finally:
@@ -273,6 +287,25 @@ class Runner:
                 "drain_rates": drain_rates, "drain_overall": drain.done / drain.span, "peak_rss_mib": peak,
                 "rss_samples": [[round(t - samples[0][0], 2), d, round(r, 1)] for t, d, r in samples]}
 
+    def mix(self, library: Library, setup: MixSetup, number: int, jobs_: int) -> dict[str, Any]:
+        """The realistic mix, one worker: `jobs_` jobs of the setup's kind enqueued (untimed; the same
+        sleeps or the same loop for every library), then the worker started on them: jobs/s while all
+        its job processes ran (one process: N / (last finish - first start)), and its tree's peak RSS."""
+        tag = f"r{number}_{library.name}_{library.engine}_mix_{setup.variant}".replace("-", "_")
+        key = f"{tag}:jobs"
+        with self.store(library, tag, setup.concurrency, {"pool": setup.pool}) as ctx:
+            self.driver(library, ctx, "mix", "--task", setup.task, "--jobs", str(jobs_), "--key", key)
+            self.analyze(library, ctx)
+            rate, rss, info = self.drain(library, ctx, jobs_, key, 1, tag)
+        label = f"{library.label} {setup.worker}"
+        if info["processes_seen"] < setup.job_processes:
+            self.notes.append(f"{label}: only {info['processes_seen']} of {setup.job_processes} processes ran a job "
+                              f"({tag})")
+        elif setup.job_processes > 1 and info["window_s"] == 0.0:
+            self.notes.append(f"{label}: its {setup.job_processes} processes ran together for less than 0.2 s ({tag}): "
+                              "the figure is jobs / whole drain, start-up skew included; use a larger --mix")
+        return {"rate": rate, "rss": rss, "warnings": info["warnings"], "window_s": info["window_s"]}
+
     def measure(self, library: Library, number: int, settings: Settings) -> dict[str, float | None]:
         tag = f"r{number}_{library.name}_{library.engine}"
         values: dict[str, float | None] = {}
@@ -309,6 +342,7 @@ class Settings:
     backlog: int = 0  # jobs in the backlog stage (0: no backlog stage)
     backlog_every: int = 100_000
     skip_core: bool = False
+    mix: int = 0  # jobs per drain in the realistic mix, for each stage (0: no mix stage)
 
 
 @dataclass
@@ -321,12 +355,15 @@ class Results:
     backlogs: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> Runner.backlog's result
     failures: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    mix: dict[str, Any] = field(default_factory=dict)  # the mix's workload and ideals (mix_workload)
+    mixes: dict[str, dict[str, Any]] = field(default_factory=dict)  # "<library key>:<variant>" -> its figures
 
     def to_json(self) -> dict[str, Any]:
         return {"started": self.started, "settings": vars(self.settings), "machine": self.machine,
                 "servers": self.servers, "libraries": self.libraries, "backlogs": self.backlogs,
                 "failures": self.failures, "notes": self.notes,
-                "ratios": ratios(self.libraries)}
+                "ratios": ratios(self.libraries), "mix": self.mix, "mixes": self.mixes,
+                "mix_ratios": mix_ratios(self.mixes)}
 
 
 def selected_libraries(settings: Settings) -> list[Library]:
@@ -387,6 +424,8 @@ def run(settings: Settings, progress: Callable[[str], None]) -> Results:
                         for metric in METRICS:
                             entry["values"][metric.key].append(values[metric.key])
                         entry["warnings"] += int(values["warnings"] or 0)
+                if settings.mix:
+                    run_mix(runner, results, libraries, settings)
                 if settings.backlog:
                     for library in list(libraries):
                         progress(f"backlog of {settings.backlog:,}: {library.label}")
@@ -400,9 +439,54 @@ def run(settings: Settings, progress: Callable[[str], None]) -> Results:
         finally:
             redis.stop()
     for key, failure in results.failures.items():  # a library that failed part-way keeps no half-filled figures
-        if not failure.startswith("backlog: "):
+        if not failure.startswith(("backlog: ", "mix: ")):
             results.libraries.pop(key, None)
     return results
+
+
+def mix_workload(jobs_: int) -> dict[str, Any]:
+    """The mix's jobs and the ideal rates they allow: 50 at once / the mean sleep; 2 processes / the
+    CPU time of one CPU-bound job, measured here, once, in this process (the same interpreter as the
+    peers' venvs, which install.py makes from it)."""
+    sleeps = jobs.sleep_durations(jobs_)
+    mean_sleep = statistics.fmean(sleeps)
+    cpu_s = jobs.cpu_seconds(jobs.CPU_LOOPS)
+    return {"jobs": jobs_, "seed": jobs.MIX_SEED, "sleep_range_s": list(jobs.SLEEP_RANGE), "mean_sleep_s": mean_sleep,
+            "io_concurrency": IO_CONCURRENCY, "cpu_loops": jobs.CPU_LOOPS, "cpu_s": cpu_s,
+            "cpu_processes": CPU_PROCESSES,
+            "ideal": {"io": IO_CONCURRENCY / mean_sleep, "cpu": CPU_PROCESSES / cpu_s}}
+
+
+def run_mix(runner: Runner, results: Results, libraries: list[Library], settings: Settings) -> None:
+    """The realistic mix, after the core table: per round, per library, each of its MIX setups."""
+    results.mix = mix_workload(settings.mix)
+    results.mix["impossible"] = [
+        {"name": library.name, "engine": library.engine, "stage": stage, "reason": MIX_IMPOSSIBLE[library.name, stage]}
+        for library in libraries for stage in MIX_STAGES if (library.name, stage) in MIX_IMPOSSIBLE]
+    runner.progress(f"mix: {settings.mix:,} jobs per stage; mean sleep {results.mix['mean_sleep_s'] * 1000:.1f} ms, "
+                    f"CPU per job {results.mix['cpu_s'] * 1000:.2f} ms")
+    setups = [(library, setup) for library in libraries for setup in MIX.get(library.name, [])]
+    for library, setup in setups:
+        results.mixes[f"{library.key}:{setup.variant}"] = {
+            "name": library.name, "engine": library.engine, "label": library.label,
+            "version": results.libraries[library.key]["version"], "stage": setup.stage, "variant": setup.variant,
+            "worker": setup.worker, "concurrency": setup.concurrency, "values": [], "rss": [], "warnings": 0}
+    for number in range(1, settings.rounds + 1):
+        for library, setup in list(setups):
+            key = f"{library.key}:{setup.variant}"
+            runner.progress(f"mix round {number}/{settings.rounds}: {library.label} {setup.stage} {setup.worker}")
+            try:
+                figures = runner.mix(library, setup, number, settings.mix)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                results.failures[key] = f"mix: round {number}: {exc}"
+                results.mixes.pop(key, None)  # no half-filled figures, as for the core table
+                setups.remove((library, setup))
+                runner.progress(f"  {library.label} {setup.variant} failed: {str(exc).splitlines()[0]}")
+                continue
+            entry = results.mixes[key]
+            entry["values"].append(figures["rate"])
+            entry["rss"].append(figures["rss"])
+            entry["warnings"] += int(figures["warnings"] or 0)
 
 
 # -- figures, ratios, tables ---------------------------------------------------------------------
@@ -450,6 +534,31 @@ def ratios(libraries: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 out.setdefault(engine, {})[metric.key] = {
                     "peer": peer, "peer_label": libraries[peer]["label"], "ratios": per_round,
                     "median": statistics.median(per_round), "min": min(per_round), "max": max(per_round)}
+    return out
+
+
+def mix_ratios(mixes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per engine and stage, for each of conveyor's workers: conveyor / the peer worker with the best
+    median jobs/s in that stage, per round, then the median and range (above 1: conveyor is faster)."""
+    out: dict[str, dict[str, Any]] = {}
+    for engine in ENGINES:
+        for stage in MIX_STAGES:
+            entries = {key: e for key, e in mixes.items() if e["engine"] == engine and e["stage"] == stage}
+            peers = [(figures[0], key) for key, e in entries.items()
+                     if e["name"] != "conveyor" and (figures := summary(e["values"])) is not None]
+            if not peers:
+                continue
+            peer = max(peers)[1]
+            for own in entries.values():
+                if own["name"] != "conveyor":
+                    continue
+                pairs = zip(own["values"], entries[peer]["values"], strict=True)
+                per_round = clean([a / b if a is not None and b else None for a, b in pairs])
+                if per_round:
+                    out.setdefault(engine, {}).setdefault(stage, {})[own["variant"]] = {
+                        "peer": peer, "peer_label": f"{entries[peer]['label']} {entries[peer]['worker']}",
+                        "ratios": per_round, "median": statistics.median(per_round), "min": min(per_round),
+                        "max": max(per_round)}
     return out
 
 
@@ -525,6 +634,44 @@ def backlog_table(results: Results) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
+def mix_table(results: Results) -> tuple[list[str], list[list[str]]]:
+    """Per engine, stage and worker: jobs/s (median, range), the ideal, the median's share of it,
+    peak RSS; for conveyor's workers also the per-round ratio against the stage's best peer."""
+    headers = ["engine", "stage", "library", "worker", "jobs/s", "ideal", "of ideal", "RSS MiB", "vs best peer"]
+    rows = []
+    by_ratio = mix_ratios(results.mixes)
+    order = {engine: number for number, engine in enumerate(ENGINES)}
+    entries = sorted(results.mixes.values(), key=lambda e: (MIX_STAGES.index(e["stage"]), order[e["engine"]]))
+    for entry in entries:
+        figures = summary(entry["values"])
+        if figures is None:
+            continue
+        ideal = results.mix["ideal"][entry["stage"]]
+        ratio = by_ratio.get(entry["engine"], {}).get(entry["stage"], {}).get(entry["variant"])
+        versus = ""
+        if entry["name"] == "conveyor" and ratio is not None:
+            spread = "" if ratio["min"] == ratio["max"] else f" ({ratio['min']:.2f}-{ratio['max']:.2f})"
+            versus = f"{ratio['median']:.2f}x{spread} {results.mixes[ratio['peer']]['name']}"
+        rows.append([ENGINE_LABELS[entry["engine"]], entry["stage"], f"{entry['name']} {entry['version']}",
+                     entry["worker"], cell(entry["values"], "jobs/s"), f"{ideal:,.0f}", f"{figures[0] / ideal:.0%}",
+                     cell(entry["rss"], "MiB"), versus])
+    return headers, rows
+
+
+def mix_heading(results: Results) -> str:
+    m = results.mix
+    return (f"realistic mix, {m['jobs']:,} jobs per drain: I/O-bound = sleep {m['sleep_range_s'][0] * 1000:.0f}-"
+            f"{m['sleep_range_s'][1] * 1000:.0f} ms (seed {m['seed']}, mean {m['mean_sleep_s'] * 1000:.1f} ms), "
+            f"{m['io_concurrency']} at once, ideal {m['io_concurrency']} / mean sleep; CPU-bound = a pure-Python "
+            f"loop of {m['cpu_loops']:,} turns ({m['cpu_s'] * 1000:.2f} ms of CPU here), {m['cpu_processes']} "
+            f"processes, ideal {m['cpu_processes']} / that")
+
+
+def mix_impossible_lines(results: Results) -> list[str]:
+    return [f"{item['name']} ({ENGINE_LABELS[item['engine']]}), {item['stage']}: not measured: {item['reason']}"
+            for item in results.mix.get("impossible", [])]
+
+
 def text_table(headers: list[str], rows: list[list[str]], left: int = 1) -> str:
     """Columns before `left` are text (left-aligned), the others figures."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
@@ -545,6 +692,9 @@ def markdown_table(headers: list[str], rows: list[list[str]], left: int = 1) -> 
 
 def title(results: Results) -> str:
     s = results.settings
+    if s.skip_core:
+        return f"conveyor vs peers, {s.rounds} round(s): " + ("the mix" if s.mix else "") + \
+            (" and " if s.mix and s.backlog else "") + ("the backlog" if s.backlog else "") + " only"
     return (f"conveyor vs peers: {s.jobs:,} no-op jobs per drain, {s.rounds} round(s), {s.latency_jobs} latency "
             f"probes; median (min-max)")
 
@@ -573,15 +723,22 @@ def print_report(results: Results) -> None:
         print("\nconveyor against the best peer on the same engine (per-round ratios; above 1 is better for jobs/s, "
               "below 1 for ms and MiB)")
         print(text_table(headers, rows, left=2))
+    headers, rows = mix_table(results)
+    if rows:
+        print(f"\n{mix_heading(results)}; median (min-max), 'of ideal' = median / ideal")
+        print(text_table(headers, rows, left=4))
+        for line in mix_impossible_lines(results):
+            print(f"  {line}")
     headers, rows = backlog_table(results)
     if rows:
         print(f"\nbacklog of {results.settings.backlog:,} jobs, one worker process: jobs/s per "
               f"{results.settings.backlog_every:,} jobs as it grows (enqueue) and shrinks (drain); worker RSS")
         print(text_table(headers, rows, left=2))
     print(f"\nmachine: {versions_line(results)}")
-    for entry in results.libraries.values():
+    for entry in [*results.libraries.values(), *results.mixes.values()]:
         if entry["warnings"]:
-            print(f"note: {entry['label']} logged {entry['warnings']} WARNING lines while draining")
+            print(f"note: {entry['label']} {entry.get('worker', '')} logged {entry['warnings']} WARNING lines while "
+                  "draining".replace("  ", " "))
     for note in results.notes:
         print(f"note: {note}")
     for key, failure in results.failures.items():
@@ -646,6 +803,27 @@ def render_doc(results: Results, chart: str | None, json_name: str) -> str:
         if rows:
             lines += [f"## {ENGINE_LABELS[engine]}", "", "jobs/s for the enqueue and drain columns; "
                       "latency in ms; the worker's peak RSS in MiB.", "", markdown_table(headers, rows), ""]
+    headers, rows = mix_table(results)
+    if rows:
+        m = results.mix
+        lines += ["## A realistic mix", "",
+                  f"{m['jobs']:,} jobs per drain, enqueued first, then one worker started on them (the same jobs for "
+                  f"every library). **I/O-bound:** each job sleeps {m['sleep_range_s'][0] * 1000:.0f}-"
+                  f"{m['sleep_range_s'][1] * 1000:.0f} ms (drawn with a fixed seed, {m['seed']}: the same durations "
+                  f"in the same order for all; mean {m['mean_sleep_s'] * 1000:.1f} ms), like sending an email: a "
+                  "blocking `time.sleep` on threads, an awaited `asyncio.sleep` on asyncio, "
+                  f"{m['io_concurrency']} jobs at once. Ideal: {m['io_concurrency']} / the mean sleep. "
+                  f"**CPU-bound:** each job runs a pure-Python loop of {m['cpu_loops']:,} turns, "
+                  f"{m['cpu_s'] * 1000:.2f} ms of CPU when measured once in the benchmark's own process, on "
+                  f"{m['cpu_processes']} worker processes (the machine's cores); ideal: {m['cpu_processes']} / that "
+                  "CPU time, which no worker reaches exactly (its parent process, the store's server and the "
+                  "benchmark share the same cores). jobs/s = N / (last finish - first start) for one process, and "
+                  "the rate while all job processes ran for several (as for the 2-process drain). 'vs best peer': "
+                  "conveyor / the fastest peer worker of that stage on that engine, per round, then the median.",
+                  "", markdown_table(headers, rows, left=4), ""]
+        impossible = mix_impossible_lines(results)
+        if impossible:
+            lines += [*(f"- {line}" for line in impossible), ""]
     headers, rows = backlog_table(results)
     if rows:
         lines += [f"## A backlog of {s.backlog:,} jobs", "",
@@ -659,8 +837,8 @@ def render_doc(results: Results, chart: str | None, json_name: str) -> str:
     lines += [f"| {e['name']} | {ENGINE_LABELS[e['engine']]} | {e['worker']} |" for e in results.libraries.values()]
     lines += ["", "## How it is measured", "", *METHOD, ""]
     extra = [f"- {note}" for note in results.notes]
-    extra += [f"- {e['label']} logged {e['warnings']} WARNING lines while draining."
-              for e in results.libraries.values() if e["warnings"]]
+    extra += [f"- {e['label']} {e.get('worker', '')} logged {e['warnings']} WARNING lines while draining."
+              .replace("  ", " ") for e in [*results.libraries.values(), *results.mixes.values()] if e["warnings"]]
     extra += [f"- {key} failed and has no figures: {failure.splitlines()[0]}"
               for key, failure in results.failures.items()]
     if extra:
@@ -737,6 +915,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backlog-every", type=int, default=None,
                         help="jobs per backlog figure (default 100,000, or N/10 if smaller)")
     parser.add_argument("--backlog-only", action="store_true", help="skip the core table (only the backlog stage)")
+    parser.add_argument("--mix", type=int, nargs="?", const=5_000, default=0, metavar="N",
+                        help="also the realistic mix: N jobs sleeping 10-50 ms at concurrency 50 (threads, asyncio) "
+                        "and N CPU-bound jobs on 2 processes (default 5,000; --quick: 300)")
+    parser.add_argument("--mix-only", action="store_true", help="skip the core table (the mix stage only)")
     parser.add_argument("--dir", default=None, help="where the scratch stores and servers go (default: system temp)")
     args = parser.parse_args(argv)
     defaults = {"jobs": 1000, "rounds": 1, "latency_jobs": 50} if args.quick else \
@@ -754,6 +936,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.backlog_every = min(100_000, max(1, args.backlog // 10))
     if args.backlog_only and not args.backlog:
         args.backlog = 20_000 if args.quick else 1_000_000
+    if args.mix_only and not args.mix:
+        args.mix = 5_000
+    if args.mix and args.quick and args.mix == 5_000:
+        args.mix = 300
+    if args.mix < 0:
+        parser.error("--mix must be at least 1")
     args.engines = [engine.strip() for engine in args.engines.split(",") if engine.strip()]
     if not args.engines or set(args.engines) - set(ENGINES):
         parser.error(f"--engines: choose from {', '.join(ENGINES)}")
@@ -765,7 +953,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def load(path: Path) -> Results:
     data = json.loads(path.read_text())
     results = Results(Settings(**data["settings"]), data["started"], data["machine"], data["servers"],
-                      data["libraries"], data.get("backlogs", {}), data["failures"], data["notes"])
+                      data["libraries"], data.get("backlogs", {}), data["failures"], data["notes"],
+                      data.get("mix", {}), data.get("mixes", {}))
     return results
 
 
@@ -778,7 +967,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         settings = Settings(jobs=args.jobs, rounds=args.rounds, latency_jobs=args.latency_jobs, quick=args.quick,
                             engines=args.engines, libraries=args.libraries, scratch=args.dir, backlog=args.backlog,
-                            backlog_every=args.backlog_every, skip_core=args.backlog_only)
+                            backlog_every=args.backlog_every, skip_core=args.backlog_only or args.mix_only,
+                            mix=args.mix)
         results = run(settings, lambda message: print(message, file=sys.stderr, flush=True))
         stamp = results.started.replace("-", "").replace(":", "").replace("+0000", "Z")
         json_path = (args.json_path or RESULTS_DIR / f"compare-{stamp}.json").resolve()

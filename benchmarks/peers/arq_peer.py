@@ -27,6 +27,10 @@ async def probe(_ctx: dict[str, Any], key: str, index: int) -> None:
     jobs.probe(key, index)
 
 
+async def io_async(_ctx: dict[str, Any], key: str, seconds: float) -> None:
+    await jobs.io_sleep_async(key, seconds)  # the realistic mix's I/O-bound job
+
+
 def redis_settings(ctx: Context) -> Any:
     from arq.connections import RedisSettings
 
@@ -40,7 +44,7 @@ LOG_CONFIG = {"version": 1, "disable_existing_loggers": False,
 _ctx = Context.from_env()
 if _ctx is not None:
     class WorkerSettings:
-        functions = [tally, probe]
+        functions = [tally, probe, io_async]
         redis_settings = redis_settings(_ctx)
         queue_name = QUEUE
         max_jobs = _ctx.concurrency
@@ -80,6 +84,10 @@ class Producer:
 
     async def probe(self, key: str, index: int) -> None:
         await self.pool.enqueue_job("probe", key, index)
+
+    async def enqueue_mix(self, task: str, key: str, values: list[Any]) -> None:
+        for value in values:
+            await self.pool.enqueue_job(task, key, value)
 
     async def close(self) -> None:
         await self.pool.aclose()

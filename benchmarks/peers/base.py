@@ -6,7 +6,8 @@ An adapter module defines:
 - `open_producer(ctx) -> Producer`: a connected producer (see `Producer`);
 - `worker_argv(ctx) -> list[str]`: the command (after the interpreter) of ONE worker process on
   the queue, at concurrency `ctx.concurrency`, logging at WARNING. The driver execs it, so the
-  runner's pid is the worker's;
+  runner's pid is the worker's. In the realistic mix `pool(ctx)` names the kind of worker
+  (registry.MIX: threads, asyncio or processes) and `ctx.concurrency` is 50 or the process count;
 - optionally `setup(ctx)`: one-time preparation of the engine (procrastinate: its schema).
 
 The worker side of a module builds its app at import time from $BENCH_CTX, like the producer.
@@ -44,6 +45,11 @@ class Context:
         return cls(**json.loads(raw)) if raw else None
 
 
+def pool(ctx: Context) -> str | None:
+    """The worker kind the mix asks for (registry.MIX's `pool`), or None: the core table's worker."""
+    return (ctx.options or {}).get("pool")
+
+
 class Producer(Protocol):
     """The producer side. For asyncio libraries (`is_async = True`) the three verbs are coroutines."""
 
@@ -58,6 +64,11 @@ class Producer(Protocol):
 
     def probe(self, key: str, index: int) -> Any:
         """One latency probe job."""
+
+    def enqueue_mix(self, task: str, key: str, values: list[Any]) -> Any:
+        """The realistic mix's backlog (compare.py --mix): one job of `task` per value, untimed.
+        `task` is "io" (jobs.io_sleep, value: seconds), "io_async" (jobs.io_sleep_async) or "cpu"
+        (jobs.burn, value: loops). Only for the tasks the registry's MIX lists for the library."""
 
     def close(self) -> Any:
         ...

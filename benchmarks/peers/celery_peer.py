@@ -11,17 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 from peers import jobs
-from peers.base import QUEUE, Context
+from peers.base import QUEUE, Context, pool
 
 
-def make(ctx: Context) -> tuple[Any, Any, Any]:
+def make(ctx: Context) -> tuple[Any, Any, Any, dict[str, Any]]:
     from celery import Celery
 
     celery = Celery("bench", broker=ctx.store, set_as_current=True)
     celery.conf.update(task_ignore_result=True, task_default_queue=QUEUE, broker_connection_retry_on_startup=True,
                        worker_hijack_root_logger=True, worker_redirect_stdouts=False)
+    mix = {"io": celery.task(name="io", ignore_result=True)(jobs.io_sleep),  # the realistic mix's jobs
+           "cpu": celery.task(name="cpu", ignore_result=True)(jobs.burn)}
     return (celery, celery.task(name="tally", ignore_result=True)(jobs.tally),
-            celery.task(name="probe", ignore_result=True)(jobs.probe))
+            celery.task(name="probe", ignore_result=True)(jobs.probe), mix)
 
 
 _ctx = Context.from_env()
@@ -39,7 +41,7 @@ class Producer:
     bulk = "group().apply_async()"
 
     def __init__(self, ctx: Context) -> None:
-        self.app, self.tally, self.probe_task = make(ctx)
+        self.app, self.tally, self.probe_task, self.mix = make(ctx)
         with self.app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=3)
 
@@ -55,6 +57,10 @@ class Producer:
     def probe(self, key: str, index: int) -> None:
         self.probe_task.delay(key, index)
 
+    def enqueue_mix(self, task: str, key: str, values: list[Any]) -> None:
+        for value in values:
+            self.mix[task].delay(key, value)
+
     def close(self) -> None:
         self.app.close()
 
@@ -64,5 +70,6 @@ def open_producer(ctx: Context) -> Producer:
 
 
 def worker_argv(ctx: Context) -> list[str]:
-    return ["-m", "celery", "-A", "peers.celery_peer", "worker", "-P", "threads", "-c", str(ctx.concurrency),
+    kind = pool(ctx) or "threads"  # the mix's CPU stage: prefork (Celery's default pool: -c child processes)
+    return ["-m", "celery", "-A", "peers.celery_peer", "worker", "-P", kind, "-c", str(ctx.concurrency),
             "-Q", QUEUE, "-l", "WARNING"]

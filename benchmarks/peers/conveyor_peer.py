@@ -11,7 +11,7 @@ from typing import Any
 
 from conveyor import Conveyor
 from peers import jobs
-from peers.base import QUEUE, Context
+from peers.base import QUEUE, Context, pool
 
 
 def store_url(ctx: Context) -> str:
@@ -27,8 +27,16 @@ def register(target: Conveyor) -> tuple[Any, Any]:
             target.task(name="peers.probe", queue=QUEUE, max_retries=0)(jobs.probe))
 
 
+def register_mix(target: Conveyor) -> dict[str, Any]:
+    """The realistic mix's jobs: a blocking sleep (thread pool), an awaited one (async pool), a CPU burn."""
+    return {"io": target.task(name="peers.io", queue=QUEUE, max_retries=0)(jobs.io_sleep),
+            "io_async": target.task(name="peers.io_async", queue=QUEUE, max_retries=0)(jobs.io_sleep_async),
+            "cpu": target.task(name="peers.burn", queue=QUEUE, max_retries=0)(jobs.burn)}
+
+
 app = Conveyor()  # the worker's: $CONVEYOR_URL (set by worker_argv's environment); opened on first use
 register(app)
+register_mix(app)
 
 
 def version() -> str:
@@ -44,6 +52,7 @@ class Producer:
     def __init__(self, ctx: Context) -> None:
         self.app = Conveyor(store_url(ctx))
         self.tally, self.probe_task = register(self.app)
+        self.mix = register_mix(self.app)
         self.app.backend  # create the store now, outside every timed section  # noqa: B018
 
     def enqueue_one(self, key: str, count: int) -> None:
@@ -55,6 +64,9 @@ class Producer:
 
     def probe(self, key: str, index: int) -> None:
         self.probe_task.delay(key, index)
+
+    def enqueue_mix(self, task: str, key: str, values: list[Any]) -> None:
+        self.mix[task].map([(key, value) for value in values])
 
     def close(self) -> None:
         self.app.close()
@@ -69,5 +81,6 @@ def worker_env(ctx: Context) -> dict[str, str]:
 
 
 def worker_argv(ctx: Context) -> list[str]:
+    kind = pool(ctx)  # the mix: thread, async or process
     return ["-m", "conveyor.cli", "worker", "peers.conveyor_peer:app", "-q", QUEUE, "-c", str(ctx.concurrency),
-            "--log-level", "WARNING"]
+            *(["--pool", kind] if kind else []), "--log-level", "WARNING"]

@@ -11,10 +11,10 @@ import logging
 from typing import Any
 
 from peers import jobs
-from peers.base import QUEUE, Context
+from peers.base import QUEUE, Context, pool
 
 
-def make(ctx: Context) -> tuple[Any, Any, Any]:
+def make(ctx: Context) -> tuple[Any, Any, Any, dict[str, Any]]:
     import dramatiq
     from dramatiq.brokers.redis import RedisBroker
 
@@ -22,8 +22,10 @@ def make(ctx: Context) -> tuple[Any, Any, Any]:
     dramatiq.set_broker(broker)
     tally = dramatiq.actor(jobs.tally, actor_name="tally", queue_name=QUEUE, max_retries=0)
     probe = dramatiq.actor(jobs.probe, actor_name="probe", queue_name=QUEUE, max_retries=0)
+    mix = {"io": dramatiq.actor(jobs.io_sleep, actor_name="io", queue_name=QUEUE, max_retries=0),
+           "cpu": dramatiq.actor(jobs.burn, actor_name="cpu", queue_name=QUEUE, max_retries=0)}
     logging.getLogger("dramatiq").setLevel(logging.WARNING)
-    return broker, tally, probe
+    return broker, tally, probe, mix
 
 
 _ctx = Context.from_env()
@@ -41,7 +43,7 @@ class Producer:
     bulk = None
 
     def __init__(self, ctx: Context) -> None:
-        self.broker, self.tally, self.probe_task = make(ctx)
+        self.broker, self.tally, self.probe_task, self.mix = make(ctx)
 
     def enqueue_one(self, key: str, count: int) -> None:
         for _ in range(count):
@@ -53,6 +55,10 @@ class Producer:
     def probe(self, key: str, index: int) -> None:
         self.probe_task.send(key, index)
 
+    def enqueue_mix(self, task: str, key: str, values: list[Any]) -> None:
+        for value in values:
+            self.mix[task].send(key, value)
+
     def close(self) -> None:
         self.broker.close()
 
@@ -62,4 +68,6 @@ def open_producer(ctx: Context) -> Producer:
 
 
 def worker_argv(ctx: Context) -> list[str]:
+    if pool(ctx) == "processes":  # the mix's CPU stage: -p N worker processes of one thread each
+        return ["-m", "dramatiq", "peers.dramatiq_peer", "-p", str(ctx.concurrency), "-t", "1", "-Q", QUEUE]
     return ["-m", "dramatiq", "peers.dramatiq_peer", "-p", "1", "-t", str(ctx.concurrency), "-Q", QUEUE]

@@ -1,6 +1,6 @@
 """Runs one step of a measurement for one library, in that library's interpreter.
 
-    python -m peers.driver MODULE version|setup|enqueue|latency|worker [options]
+    python -m peers.driver MODULE version|setup|enqueue|mix|latency|worker [options]
 
 with benchmarks/ as working directory and on PYTHONPATH, $BENCH_CTX (a `base.Context` as JSON) and
 $BENCH_REDIS_URL set by compare.py. Prints one JSON object on its last stdout line, except `worker`,
@@ -60,6 +60,11 @@ def run_async(module: Any, ctx: Context, args: argparse.Namespace) -> dict[str, 
 
 
 def measure(producer: Any, ctx: Context, args: argparse.Namespace, run: Any) -> dict[str, Any]:
+    if args.op == "mix":  # the realistic mix's backlog: the same jobs for every library, untimed
+        values: list[Any] = (jobs.sleep_durations(args.jobs) if args.task.startswith("io")
+                             else [jobs.CPU_LOOPS] * args.jobs)
+        run(producer.enqueue_mix(args.task, args.key, values))
+        return {"jobs": len(values), "mean": sum(values) / len(values) if values else 0.0}
     if args.op == "enqueue" and args.chunks > 1:  # the backlog: timed per chunk, as the backlog grows
         verb = producer.enqueue_bulk if args.mode == "bulk" and producer.bulk is not None else producer.enqueue_one
         seconds = []
@@ -124,7 +129,8 @@ async def paced_async(producer: Any, key: str, count: int) -> dict[int, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m peers.driver")
     parser.add_argument("module", help="the adapter module, e.g. peers.huey_peer")
-    parser.add_argument("op", choices=["version", "setup", "enqueue", "latency", "worker"])
+    parser.add_argument("op", choices=["version", "setup", "enqueue", "mix", "latency", "worker"])
+    parser.add_argument("--task", choices=["io", "io_async", "cpu"], default="io", help="mix: the job")
     parser.add_argument("--mode", choices=["one", "bulk"], default="one")
     parser.add_argument("--jobs", type=int, default=0)
     parser.add_argument("--count", type=int, default=0)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from peers import jobs
-from peers.base import Context
+from peers.base import Context, pool
 
 
-def make(ctx: Context) -> tuple[Any, Any, Any]:
+def make(ctx: Context) -> tuple[Any, Any, Any, dict[str, Any]]:
     if ctx.engine == "sqlite":
         from huey import SqliteHuey
 
@@ -22,7 +22,8 @@ def make(ctx: Context) -> tuple[Any, Any, Any]:
         from huey import RedisHuey
 
         huey = RedisHuey(ctx.name, url=ctx.store, results=False)
-    return huey, huey.task(name="tally")(jobs.tally), huey.task(name="probe")(jobs.probe)
+    mix = {"io": huey.task(name="io")(jobs.io_sleep), "cpu": huey.task(name="cpu")(jobs.burn)}  # the mix's
+    return huey, huey.task(name="tally")(jobs.tally), huey.task(name="probe")(jobs.probe), mix
 
 
 _ctx = Context.from_env()
@@ -40,7 +41,7 @@ class Producer:
     bulk = None
 
     def __init__(self, ctx: Context) -> None:
-        self.huey, self.tally, self.probe_task = make(ctx)
+        self.huey, self.tally, self.probe_task, self.mix = make(ctx)
 
     def enqueue_one(self, key: str, count: int) -> None:
         for _ in range(count):
@@ -51,6 +52,11 @@ class Producer:
 
     def probe(self, key: str, index: int) -> None:
         self.probe_task(key, index)
+
+    def enqueue_mix(self, task: str, key: str, values: list[Any]) -> None:
+        call = self.mix[task]
+        for value in values:
+            call(key, value)
 
     def close(self) -> None:
         pool = getattr(self.huey.storage, "pool", None)
@@ -63,4 +69,5 @@ def open_producer(ctx: Context) -> Producer:
 
 
 def worker_argv(ctx: Context) -> list[str]:
-    return ["-m", "huey.bin.huey_consumer", "peers.huey_peer.huey", "-w", str(ctx.concurrency), "-k", "thread", "-q"]
+    kind = pool(ctx) or "thread"  # the mix's CPU stage: process (-k process: the consumer forks -w children)
+    return ["-m", "huey.bin.huey_consumer", "peers.huey_peer.huey", "-w", str(ctx.concurrency), "-k", kind, "-q"]

@@ -139,6 +139,83 @@ def tally(key: str) -> None:
     _wake.set()
 
 
+def _record(key: str, started: float) -> None:
+    """As tally's bookkeeping, for a job that did some work since `started` (the mix's jobs)."""
+    _ensure_flusher()
+    finished = time.time()
+    bucket = int(finished / BUCKET)
+    with _lock:
+        tally_ = _tallies.get(key)
+        if tally_ is None:
+            tally_ = _tallies[key] = _Tally(first=started)
+        tally_.first = min(tally_.first, started)
+        tally_.pending += 1
+        if tally_.buckets is None:
+            tally_.buckets = {}
+        tally_.buckets[bucket] = tally_.buckets.get(bucket, 0) + 1
+        tally_.last = max(tally_.last, finished)
+    _wake.set()
+
+
+# -- the realistic mix (compare.py --mix) ----------------------------------------------------------
+
+MIX_SEED = 20261130  # the I/O jobs' sleeps: the same durations, in the same order, for every library
+SLEEP_RANGE = (0.010, 0.050)  # seconds
+CPU_LOOPS = 130_000  # the CPU-bound job's loop: about 5 ms of one core on the machine this was set on
+
+
+def sleep_durations(count: int, seed: int = MIX_SEED) -> list[float]:
+    """The I/O-bound jobs' sleeps, drawn uniformly from SLEEP_RANGE with a fixed seed."""
+    import random
+
+    draw = random.Random(seed)
+    return [round(draw.uniform(*SLEEP_RANGE), 6) for _ in range(count)]
+
+
+def io_sleep(key: str, seconds: float) -> None:
+    """The I/O-bound job for thread pools: blocks for `seconds` (like waiting on an SMTP server)."""
+    started = time.time()
+    time.sleep(seconds)
+    _record(key, started)
+
+
+async def io_sleep_async(key: str, seconds: float) -> None:
+    """The I/O-bound job for asyncio workers: awaits `seconds`."""
+    import asyncio
+
+    started = time.time()
+    await asyncio.sleep(seconds)
+    _record(key, started)
+
+
+def spin(loops: int) -> int:
+    """Pure-Python CPU work: holds the GIL throughout."""
+    total = 0
+    for number in range(loops):
+        total += number * number % 7
+    return total
+
+
+def burn(key: str, loops: int) -> None:
+    """The CPU-bound job: `loops` turns of `spin`, the same fixed amount of work for every library."""
+    started = time.time()
+    spin(loops)
+    _record(key, started)
+
+
+def cpu_seconds(loops: int, repeats: int = 20, batches: int = 5) -> float:
+    """The CPU time of one `burn` body in this process: the median over `batches` of `repeats` runs."""
+    spin(loops)  # warm-up
+    per_job = []
+    for _ in range(batches):
+        start = time.process_time()
+        for _ in range(repeats):
+            spin(loops)
+        per_job.append((time.process_time() - start) / repeats)
+    per_job.sort()
+    return per_job[len(per_job) // 2]
+
+
 def probe(key: str, index: int) -> None:
     """The latency probe: when it started, under its index."""
     started = time.time()

@@ -23,11 +23,16 @@ async def probe(key: str, index: int) -> None:
     jobs.probe(key, index)
 
 
-def make(conninfo: str) -> tuple[Any, Any, Any]:
+async def io_async(key: str, value: float) -> None:
+    await jobs.io_sleep_async(key, value)  # the realistic mix's I/O-bound job
+
+
+def make(conninfo: str) -> tuple[Any, Any, Any, dict[str, Any]]:
     import procrastinate
 
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
-    return (app, app.task(name="tally", queue=QUEUE)(tally), app.task(name="probe", queue=QUEUE)(probe))
+    mix = {"io_async": app.task(name="io_async", queue=QUEUE)(io_async)}
+    return (app, app.task(name="tally", queue=QUEUE)(tally), app.task(name="probe", queue=QUEUE)(probe), mix)
 
 
 _ctx = Context.from_env()
@@ -42,7 +47,7 @@ def version() -> str:
 
 def setup(ctx: Context) -> None:
     """procrastinate's schema, applied by procrastinate to `ctx.store` (the template database)."""
-    template, _, _ = make(ctx.store)
+    template = make(ctx.store)[0]
     with template.open():
         template.schema_manager.apply_schema()
 
@@ -52,7 +57,7 @@ class Producer:
     bulk = "batch_defer"
 
     def __init__(self, ctx: Context) -> None:
-        self.app, self.tally, self.probe_task = make(ctx.store)
+        self.app, self.tally, self.probe_task, self.mix = make(ctx.store)
         self.app.open()
 
     def enqueue_one(self, key: str, count: int) -> None:
@@ -65,6 +70,10 @@ class Producer:
 
     def probe(self, key: str, index: int) -> None:
         self.probe_task.defer(key=key, index=index)
+
+    def enqueue_mix(self, task: str, key: str, values: list[Any]) -> None:
+        for first in range(0, len(values), 1000):
+            self.mix[task].batch_defer(*({"key": key, "value": value} for value in values[first:first + 1000]))
 
     def close(self) -> None:
         self.app.close()

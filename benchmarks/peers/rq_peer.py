@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from peers import jobs
-from peers.base import QUEUE, Context
+from peers.base import QUEUE, Context, pool
 
 
 def version() -> str:
@@ -44,6 +44,15 @@ class Producer:
     def probe(self, key: str, index: int) -> None:
         self.queue.enqueue(jobs.probe, key, index)
 
+    def enqueue_mix(self, task: str, key: str, values: list[Any]) -> None:
+        from rq import Queue
+
+        if task != "cpu":
+            raise ValueError(f"RQ has no worker for the {task!r} mix stage")
+        for first in range(0, len(values), 1000):
+            chunk = values[first:first + 1000]
+            self.queue.enqueue_many([Queue.prepare_data(jobs.burn, (key, value)) for value in chunk])
+
     def close(self) -> None:
         self.redis.close()
 
@@ -53,5 +62,8 @@ def open_producer(ctx: Context) -> Producer:
 
 
 def worker_argv(ctx: Context) -> list[str]:
+    if pool(ctx) == "worker-pool":  # the mix's CPU stage: `rq worker-pool -n N`, N forked SimpleWorkers
+        return ["-m", "rq.cli", "worker-pool", "-n", str(ctx.concurrency), "-w", "rq.worker.SimpleWorker",
+                "-u", ctx.store, "-l", "WARNING", QUEUE]
     return ["-m", "rq.cli", "worker", "-w", "rq.worker.SimpleWorker", "-u", ctx.store, "--logging_level", "WARNING",
             QUEUE]

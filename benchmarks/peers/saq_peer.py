@@ -23,6 +23,10 @@ async def probe(_ctx: dict[str, Any], *, counter: str, index: int) -> None:
     jobs.probe(counter, index)
 
 
+async def io_async(_ctx: dict[str, Any], *, counter: str, value: float) -> None:
+    await jobs.io_sleep_async(counter, value)  # the realistic mix's I/O-bound job
+
+
 def make_queue(ctx: Context) -> Any:
     from saq import Queue
 
@@ -30,7 +34,7 @@ def make_queue(ctx: Context) -> Any:
 
 
 _ctx = Context.from_env()
-settings = ({"queue": make_queue(_ctx), "functions": [tally, probe], "concurrency": _ctx.concurrency}
+settings = ({"queue": make_queue(_ctx), "functions": [tally, probe, io_async], "concurrency": _ctx.concurrency}
             if _ctx is not None else None)
 
 
@@ -57,6 +61,10 @@ class Producer:
 
     async def probe(self, key: str, index: int) -> None:
         await self.queue.enqueue("probe", counter=key, index=index)
+
+    async def enqueue_mix(self, task: str, key: str, values: list[Any]) -> None:
+        for value in values:
+            await self.queue.enqueue(task, counter=key, value=value)
 
     async def close(self) -> None:
         await self.queue.disconnect()
