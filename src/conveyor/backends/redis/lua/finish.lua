@@ -3,4 +3,7 @@
 -- ARGV: the common header, the cancelled retention seconds, then 8 values per outcome.
 -- returns: per outcome 1 if recorded, 0 if the lease was no longer held.
 -- guarantee: changes nothing for a job that is not running under that token.
-return record_outcomes(ARGS_AT + 1, #ARGV, tonumber(arg(1)), now())
+begin_counts()
+local outcomes = record_outcomes(ARGS_AT + 1, #ARGV, tonumber(arg(1)), now())
+end_counts()
+return outcomes

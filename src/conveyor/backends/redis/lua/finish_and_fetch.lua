@@ -9,7 +9,9 @@ local t = now()
 local fetch_count = tonumber(arg(6))
 local fetch_queues = {}
 for i = 1, fetch_count do fetch_queues[i] = arg(6 + i) end
+begin_counts()
 local outcomes = record_outcomes(ARGS_AT + 6 + fetch_count, #ARGV, tonumber(arg(5)), t)
 local claimed = {}
 if tonumber(arg(1)) > 0 then claimed = claim(fetch_queues, tonumber(arg(1)), arg(2), arg(3), tonumber(arg(4)), t) end
+end_counts()
 return {outcomes, claimed}

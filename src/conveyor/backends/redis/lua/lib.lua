@@ -48,19 +48,32 @@ local function load(id)
   return nil
 end
 
-local function save(job) redis.call('HSET', K_JOBS, job.id, cjson.encode(job)) end
+-- Returns the JSON it stored, so a script replying with the job need not encode it again.
+local function save(job)
+  local encoded = cjson.encode(job)
+  redis.call('HSET', K_JOBS, job.id, encoded)
+  return encoded
+end
 
--- While a batch is inserted (insert_batch), counts add up here and are written once per field,
--- and a queue's emptiness is checked once (after its first new job it is not empty).
+-- Between begin_counts and end_counts (a script that moves many jobs), count changes add up here
+-- and each field is written once at the end: a claim of n jobs writes 2 fields, not 2n. While a batch
+-- is inserted (insert_batch), a queue's emptiness is checked once (after its first new job it is not empty).
 local BATCH_COUNTS, BATCH_SEEN = nil, nil
+
+local function write_count(field, delta)
+  if delta ~= 0 and redis.call('HINCRBY', K_COUNTS, field, delta) <= 0 then redis.call('HDEL', K_COUNTS, field) end
+end
 
 local function count(queue, state, delta)
   local field = queue .. '\t' .. state
-  if BATCH_COUNTS then
-    BATCH_COUNTS[field] = (BATCH_COUNTS[field] or 0) + delta
-  elseif redis.call('HINCRBY', K_COUNTS, field, delta) <= 0 then
-    redis.call('HDEL', K_COUNTS, field)
-  end
+  if BATCH_COUNTS then BATCH_COUNTS[field] = (BATCH_COUNTS[field] or 0) + delta else write_count(field, delta) end
+end
+
+local function begin_counts() BATCH_COUNTS = {} end
+
+local function end_counts()
+  for field, delta in pairs(BATCH_COUNTS) do write_count(field, delta) end
+  BATCH_COUNTS = nil
 end
 
 -- Equal scores (priorities) sort by member: due time in ms, then enqueue order, then the id.
@@ -80,8 +93,8 @@ local function leave(job)
   count(job.queue, state, -1)
 end
 
--- Put a job (its times already set) into the structure of `state`, and save it. Idle workers are
--- told when a queue gains its first job or a queue's earliest due time moves sooner.
+-- Put a job (its times already set) into the structure of `state`, and save it (returns its JSON).
+-- Idle workers are told when a queue gains its first job or a queue's earliest due time moves sooner.
 local function enter(job, state)
   job.state = state
   if state == 'queued' then
@@ -99,7 +112,7 @@ local function enter(job, state)
   else redis.call('ZADD', K_EXPIRY, job.expires_at, job.id) end
   redis.call('ZADD', STATE_KEY[state], job.seq, job.id)
   count(job.queue, state, 1)
-  save(job)
+  return save(job)
 end
 
 local function append_error(id, error_json)
@@ -131,9 +144,10 @@ local function insert(id, task, queue, priority, payload, run_at, max_attempts, 
   return job, true
 end
 
--- A job as the engine returns it: JSON, payload, result, errors.
-local function reply(job)
-  return {cjson.encode(job), redis.call('HGET', K_PAYLOADS, job.id) or '',
+-- A job as the engine returns it: JSON (`encoded`, when the caller has just saved it), payload,
+-- result, errors.
+local function reply(job, encoded)
+  return {encoded or cjson.encode(job), redis.call('HGET', K_PAYLOADS, job.id) or '',
           redis.call('HGET', K_RESULTS, job.id) or '', redis.call('HGET', K_ERRORS, job.id) or ''}
 end
 
@@ -148,7 +162,7 @@ local function insert_batch(first, last, t)
   local size = math.floor((last - first) / JOB_ARGS) + 1  -- `last` is any index within the last job
   local seq = (size == 1 and redis.call('INCR', K_SEQ) or redis.call('INCRBY', K_SEQ, size)) - size
   local queues = nil
-  if size > 1 then BATCH_COUNTS, BATCH_SEEN, queues = {}, {}, {} end
+  if size > 1 then begin_counts(); BATCH_SEEN, queues = {}, {} end
   for b = ARGS_AT + first - 1, ARGS_AT + last - 1, JOB_ARGS do
     local run_at = ARGV[b + 6] ~= '' and tonumber(ARGV[b + 6]) or t + tonumber(ARGV[b + 5])
     seq = seq + 1
@@ -163,9 +177,9 @@ local function insert_batch(first, last, t)
     end
   end
   if queues then
-    for field, delta in pairs(BATCH_COUNTS) do redis.call('HINCRBY', K_COUNTS, field, delta) end
+    end_counts()
     for queue in pairs(queues) do redis.call('SADD', K_QUEUES, queue) end
-    BATCH_COUNTS, BATCH_SEEN = nil, nil
+    BATCH_SEEN = nil
   end
   return out
 end
@@ -222,8 +236,7 @@ local function claim(queues, limit, token, worker, lease, t)
       job.attempts = job.attempts + 1
       job.lease_token, job.worker_id = token, worker
       job.started_at, job.lease_expires_at = num(t), num(t + lease)
-      enter(job, 'running')
-      out[#out + 1] = reply(job)
+      out[#out + 1] = reply(job, enter(job, 'running'))
     end
   end
   return out
