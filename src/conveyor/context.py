@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -10,6 +9,23 @@ from dataclasses import dataclass, field
 from conveyor.errors import ConfigurationError, NoCurrentJob
 
 ProgressSink = Callable[[float, str | None], None]
+
+
+class CancelFlag:
+    """Set once when a running job's cancel is requested, read by the job and by its pool. A plain
+    attribute rather than a threading.Event: nothing waits on it, and the worker makes one per job
+    (an Event costs a Condition and a lock)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
 
 
 @dataclass
@@ -20,7 +36,7 @@ class JobContext:
     attempt: int  # 1 for the first run
     max_attempts: int
     _progress_sink: ProgressSink = field(repr=False)
-    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _cancel: CancelFlag = field(default_factory=CancelFlag, repr=False)
 
     @property
     def retries(self) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 from conveyor.app import Conveyor, JobEvent
 from conveyor.backends.base import Finish, Lease
-from conveyor.context import JobContext, enter_job, leave_job
+from conveyor.context import CancelFlag, JobContext, enter_job, leave_job
 from conveyor.errors import (
     JobCancelledError,
     JobTimeout,
@@ -31,7 +31,7 @@ class Attempt:
     """One job this worker holds, from claim to finish."""
 
     record: JobRecord
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: CancelFlag = field(default_factory=CancelFlag)
     thread_id: int | None = None  # the thread running a sync task, for timeouts
     started: float | None = None  # time.monotonic() when the task began
     handle: Any = None  # the pool's own handle (an asyncio task, a process slot)

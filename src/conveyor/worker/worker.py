@@ -34,6 +34,8 @@ _EVENT_OF_STATE = {JobState.COMPLETED: "completed", JobState.FAILED: "failed", J
 _SUPERVISOR_TICK = 0.05
 _PRUNE_INTERVAL = 60.0  # at most; shorter when a retention is short (see _prune_interval)
 _REPORT_INTERVAL = 5.0  # how often a worker announces itself and sends its totals, at most
+_GATHER_QUIET = 0.0002  # see Worker._gather
+_GATHER_MAX = 0.001
 
 
 class Tally:
@@ -221,7 +223,27 @@ class Worker:
             try:
                 batch.append(self._done.get_nowait())
             except queue.Empty:
-                return batch
+                break
+        if batch:
+            self._gather(batch)
+        return batch
+
+    def _gather(self, batch: list[tuple[Attempt, Finish]]) -> None:
+        """Short jobs finish in bursts: wait a moment for the rest of a burst, so that one round trip
+        records it and refills its slots, rather than each early finisher taking a round trip of its
+        own. Waits only while other attempts are still running and finishes keep arriving, at most
+        `_GATHER_QUIET` after the last one and `_GATHER_MAX` in all."""
+        running = len(self.attempts) - len(batch)
+        deadline = time.monotonic() + _GATHER_MAX
+        while running > 0:
+            wait = min(_GATHER_QUIET, deadline - time.monotonic())
+            if wait <= 0:
+                return
+            try:
+                batch.append(self._done.get(timeout=wait))
+            except queue.Empty:
+                return
+            running -= 1
 
     def _recorded(self, batch: list[tuple[Attempt, Finish]], applied: list[bool]) -> None:
         for (attempt, finish), ok in zip(batch, applied, strict=True):
