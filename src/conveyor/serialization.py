@@ -85,6 +85,8 @@ def decode_payload(payload: str) -> tuple[list[Any], dict[str, Any]]:
 
 
 def encode_result(task_name: str, value: Any) -> str:
+    if value is None:
+        return "null"  # most tasks return nothing: skip the encoder
     try:
         return dumps(value)
     except (TypeError, ValueError) as exc:

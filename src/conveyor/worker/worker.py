@@ -54,26 +54,31 @@ class Tally:
             total = self._totals[(minute, queue)] = MinuteStats(minute, queue)
         return total
 
-    def started(self, record: JobRecord) -> None:
-        at = record.started_at if record.started_at is not None else time.time() + self.clock_offset
-        wait = max(0.0, at - record.run_at)
+    def started(self, records: Sequence[JobRecord]) -> None:
+        now = time.time() + self.clock_offset
         with self._lock:
-            total = self._bucket(at, record.queue)
-            total.started += 1
-            total.wait_total += wait
-            total.wait_max = max(total.wait_max, wait)
+            for record in records:
+                at = record.started_at if record.started_at is not None else now
+                wait = max(0.0, at - record.run_at)
+                total = self._bucket(at, record.queue)
+                total.started += 1
+                total.wait_total += wait
+                total.wait_max = max(total.wait_max, wait)
 
-    def ended(self, queue: str, finish: Finish) -> None:
-        if finish.release:
-            return
+    def ended(self, outcomes: Sequence[tuple[str, Finish]]) -> None:
+        """Count recorded outcomes, given as (queue, finish); finishes that hand a job back count nothing."""
+        now = time.time() + self.clock_offset
         with self._lock:
-            total = self._bucket(time.time() + self.clock_offset, queue)
-            if finish.state == JobState.COMPLETED:
-                total.completed += 1
-            elif finish.state == JobState.FAILED:
-                total.failed += 1
-            elif finish.state in (JobState.SCHEDULED, JobState.QUEUED):
-                total.retried += 1
+            for queue, finish in outcomes:
+                if finish.release:
+                    continue
+                total = self._bucket(now, queue)
+                if finish.state == JobState.COMPLETED:
+                    total.completed += 1
+                elif finish.state == JobState.FAILED:
+                    total.failed += 1
+                elif finish.state in (JobState.SCHEDULED, JobState.QUEUED):
+                    total.retried += 1
 
     def take(self) -> list[MinuteStats]:
         with self._lock:
@@ -246,24 +251,32 @@ class Worker:
             running -= 1
 
     def _recorded(self, batch: list[tuple[Attempt, Finish]], applied: list[bool]) -> None:
-        for (attempt, finish), ok in zip(batch, applied, strict=True):
-            with self._lock:
+        with self._lock:
+            for attempt, _ in batch:
                 self.attempts.pop(attempt.record.id, None)
-            self.processed += 1
-            if ok:
-                self.tally.ended(attempt.record.queue, finish)
-            self._announce(attempt, finish, ok)
+        self.processed += len(batch)
+        self.tally.ended([(attempt.record.queue, finish) for (attempt, finish), ok in zip(batch, applied, strict=True)
+                          if ok])
+        logged = logs.STATE_LOGGER.isEnabledFor(logging.INFO)
+        for (attempt, finish), ok in zip(batch, applied, strict=True):
+            self._announce(attempt, finish, ok, logged)
 
     def _start(self, records: list[JobRecord]) -> None:
-        for record in records:
-            attempt = Attempt(record)
-            with self._lock:
-                self.attempts[record.id] = attempt
-            self.fetched += 1
-            self.tally.started(record)
-            logs.state_change(record.id, record.task, record.queue, "running", "queued", attempt=record.attempts,
-                              max_attempts=record.max_attempts, worker=self.id)
-            self.app.emit(JobEvent("started", record))
+        attempts = [Attempt(record) for record in records]
+        with self._lock:
+            for attempt in attempts:
+                self.attempts[attempt.record.id] = attempt
+        self.fetched += len(records)
+        self.tally.started(records)
+        logged = logs.STATE_LOGGER.isEnabledFor(logging.INFO)
+        hooked = bool(self.app.hooks["started"])
+        for attempt in attempts:
+            record = attempt.record
+            if logged:
+                logs.state_change(record.id, record.task, record.queue, "running", "queued",
+                                  attempt=record.attempts, max_attempts=record.max_attempts, worker=self.id)
+            if hooked:
+                self.app.emit(JobEvent("started", record))
             self.pool.submit(attempt)
 
     def _on_done(self, attempt: Attempt, finish: Finish) -> None:
@@ -284,20 +297,24 @@ class Worker:
             raise
         self._recorded(batch, applied)
 
-    def _announce(self, attempt: Attempt, finish: Finish, applied: bool) -> None:
+    def _announce(self, attempt: Attempt, finish: Finish, applied: bool, logged: bool) -> None:
+        """Log a recorded outcome (if state changes are logged) and call its hooks (if any)."""
         record = attempt.record
         if not applied:
             logger.warning("job %s: outcome %s not recorded: this worker no longer holds its lease (it was "
                            "rescued, cancelled or retried meanwhile)", record.id, finish.state)
             return
+        event = _EVENT_OF_STATE[finish.state]
+        hooked = not finish.release and self.app.hooks[event]
+        if not logged and not hooked:
+            return  # the common case at WARNING with no hooks: nothing to build
         state = finish.state if finish.state != JobState.SCHEDULED or finish.delay > 0 else JobState.QUEUED
         error = f"{finish.error.type}: {finish.error.message}" if finish.error else None
         duration = (time.monotonic() - attempt.started) * 1000 if attempt.started is not None else None
         logs.state_change(record.id, record.task, record.queue, str(state), "running", attempt=record.attempts,
                           max_attempts=record.max_attempts, worker=self.id, error=error, duration_ms=duration,
                           delay=finish.delay if state in (JobState.SCHEDULED, JobState.QUEUED) else None)
-        event = _EVENT_OF_STATE[finish.state]
-        if finish.release or not self.app.hooks[event]:
+        if not hooked:
             return  # nobody listens: do not decode the result for nothing
         result = None
         if finish.result is not None:
