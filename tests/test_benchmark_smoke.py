@@ -142,3 +142,21 @@ def test_the_comparison_runs_conveyor_and_a_peer_from_its_own_venv(tmp_path: Pat
     assert "conveyor" in result.stdout and "huey" in result.stdout
     data = json.loads(out.read_text())
     assert data, "an empty results file"
+
+
+PROFILE = BENCH.with_name("profile.py")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("path", ["drain", "bulk"])
+def test_the_profiler_samples_a_worker_and_a_producer(path: str, tmp_path: Path) -> None:
+    out = tmp_path / "profile"
+    jobs = "2000" if path == "drain" else "20000"  # a bulk enqueue of 2,000 is over in ~30 ms: too few samples
+    done = subprocess.run([sys.executable, str(PROFILE), "--engine", "sqlite", "--path", path, "--jobs", jobs,
+                           "--rate", "1000", "--out", str(out)], capture_output=True, text=True, timeout=110)
+    assert done.returncode == 0, f"profile.py failed:\n{done.stdout}\n{done.stderr}"
+    assert f"sqlite {path}: {jobs} jobs" in done.stdout
+    stacks = (out / "stacks.txt").read_text()
+    hot = "Worker._record_and_claim" if path == "drain" else "Conveyor.enqueue_calls"
+    assert hot in stacks, f"{hot} never sampled:\n{stacks[:2000]}"
+    assert "own time:" in (out / "summary.txt").read_text()
