@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 from conveyor.backends.base import (
     Backend,
@@ -97,7 +97,7 @@ def _split_options(url: str, known: dict[str, type]) -> tuple[dict[str, object],
     """conveyor's own query options, and the URL with the rest for the driver."""
     parts = urlsplit(url)
     ours: dict[str, object] = {}
-    theirs: list[str] = []
+    theirs: list[tuple[str, str]] = []
     for key, values in parse_qs(parts.query, keep_blank_values=True).items():
         if key in known:
             try:
@@ -105,5 +105,7 @@ def _split_options(url: str, known: dict[str, type]) -> tuple[dict[str, object],
             except ValueError:
                 raise ConfigurationError(f"{key}={values[-1]!r} in the store URL is not a valid value") from None
         else:
-            theirs += [f"{key}={value}" for value in values]
-    return ours, urlunsplit(parts._replace(query="&".join(theirs)))
+            theirs += [(key, value) for value in values]
+    # Encoded again (as %XX, never '+', which libpq would read literally): a decoded value such as
+    # a certificate path with '&', '+' or '%' in it must reach the driver as it was given.
+    return ours, urlunsplit(parts._replace(query=urlencode(theirs, quote_via=quote)))
