@@ -236,10 +236,14 @@ class Worker:
     def _gather(self, batch: list[tuple[Attempt, Finish]]) -> None:
         """Short jobs finish in bursts: wait a moment for the rest of a burst, so that one round trip
         records it and refills its slots, rather than each early finisher taking a round trip of its
-        own. Waits only while other attempts are still running and finishes keep arriving, at most
+        own. Waits only after jobs shorter than the wait itself (a slot of a 30 ms job must not idle
+        for 1 ms), while other attempts are still running and finishes keep arriving: at most
         `_GATHER_QUIET` after the last one and `_GATHER_MAX` in all."""
+        now = time.monotonic()
+        if any(attempt.started is not None and now - attempt.started > _GATHER_MAX for attempt, _ in batch):
+            return
         running = len(self.attempts) - len(batch)
-        deadline = time.monotonic() + _GATHER_MAX
+        deadline = now + _GATHER_MAX
         while running > 0:
             wait = min(_GATHER_QUIET, deadline - time.monotonic())
             if wait <= 0:
