@@ -357,13 +357,14 @@ class Results:
     notes: list[str] = field(default_factory=list)
     mix: dict[str, Any] = field(default_factory=dict)  # the mix's workload and ideals (mix_workload)
     mixes: dict[str, dict[str, Any]] = field(default_factory=dict)  # "<library key>:<variant>" -> its figures
+    backlog_run: str | None = None  # when the backlogs come from another run (--backlog-from): when it began
 
     def to_json(self) -> dict[str, Any]:
         return {"started": self.started, "settings": vars(self.settings), "machine": self.machine,
                 "servers": self.servers, "libraries": self.libraries, "backlogs": self.backlogs,
                 "failures": self.failures, "notes": self.notes,
                 "ratios": ratios(self.libraries), "mix": self.mix, "mixes": self.mixes,
-                "mix_ratios": mix_ratios(self.mixes)}
+                "mix_ratios": mix_ratios(self.mixes), "backlog_run": self.backlog_run}
 
 
 def selected_libraries(settings: Settings) -> list[Library]:
@@ -832,7 +833,11 @@ def render_doc(results: Results, chart: str | None, json_name: str) -> str:
                   f"{s.backlog_every:,} jobs as it shrinks (from the jobs' own 10 ms buckets). jobs/s; 'min / first' "
                   "near 1 means no degradation. The worker tree's resident memory (VmRSS) is sampled every 0.5 s: "
                   "at 10% of the drain, at its end, and its peak (VmHWM); flat means it does not grow with the "
-                  "backlog. One run, not a median.", "", markdown_table(headers, rows, left=2), ""]
+                  "backlog. One run, not a median."
+                  + (f" Measured in a run of its own (`--backlog-only`), begun "
+                     f"{results.backlog_run[:16].replace('T', ' ')} UTC on the same machine."
+                     if results.backlog_run else ""),
+                  "", markdown_table(headers, rows, left=2), ""]
     lines += ["## The workers", "", "| library | engine | one worker process |", "|---|---|---|"]
     lines += [f"| {e['name']} | {ENGINE_LABELS[e['engine']]} | {e['worker']} |" for e in results.libraries.values()]
     lines += ["", "## How it is measured", "", *METHOD, ""]
@@ -909,6 +914,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                       help="write the chart and the doc next to the JSON instead (the default with --quick)")
     parser.add_argument("--from-json", type=Path, default=None,
                         help="measure nothing: print, chart and document an earlier run's results file")
+    parser.add_argument("--backlog-from", type=Path, default=None,
+                        help="with --from-json: take the backlog stage from this other results file (a "
+                        "--backlog-only run) and write the merged results next to the first")
     parser.add_argument("--backlog", type=int, nargs="?", const=1_000_000, default=0, metavar="N",
                         help="also the backlog stage: N jobs (default 1,000,000; --quick: 20,000) enqueued, then "
                         "drained by one worker process, timed per --backlog-every jobs")
@@ -932,10 +940,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.docs = not args.quick
     if args.backlog and args.quick and args.backlog == 1_000_000:
         args.backlog = 20_000
-    if args.backlog_every is None:
-        args.backlog_every = min(100_000, max(1, args.backlog // 10))
     if args.backlog_only and not args.backlog:
         args.backlog = 20_000 if args.quick else 1_000_000
+    if args.backlog_every is None:  # after --backlog-only has set the backlog
+        args.backlog_every = min(100_000, max(1, args.backlog // 10))
     if args.mix_only and not args.mix:
         args.mix = 5_000
     if args.mix and args.quick and args.mix == 5_000:
@@ -947,6 +955,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--engines: choose from {', '.join(ENGINES)}")
     if args.libraries is not None:
         args.libraries = [name.strip() for name in args.libraries.split(",") if name.strip()]
+    if args.backlog_from is not None and args.from_json is None:
+        parser.error("--backlog-from goes with --from-json")
     return args
 
 
@@ -954,8 +964,17 @@ def load(path: Path) -> Results:
     data = json.loads(path.read_text())
     results = Results(Settings(**data["settings"]), data["started"], data["machine"], data["servers"],
                       data["libraries"], data.get("backlogs", {}), data["failures"], data["notes"],
-                      data.get("mix", {}), data.get("mixes", {}))
+                      data.get("mix", {}), data.get("mixes", {}), data.get("backlog_run"))
     return results
+
+
+def add_backlog(results: Results, other: Results) -> None:
+    """Take the backlog stage of `other` (a --backlog-only run) into `results`: a million-job backlog
+    per library is too slow to run for every peer in the same run as the core table."""
+    results.backlogs = other.backlogs
+    results.settings.backlog, results.settings.backlog_every = other.settings.backlog, other.settings.backlog_every
+    results.failures.update({k: v for k, v in other.failures.items() if v.startswith("backlog: ")})
+    results.backlog_run = other.started
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -964,6 +983,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json is not None:
         results = load(args.from_json)
         json_path = args.from_json.resolve()
+        if args.backlog_from is not None:
+            add_backlog(results, load(args.backlog_from))
+            json_path = json_path.with_name(f"{json_path.stem}-with-backlog.json")
+            json_path.write_text(json.dumps(results.to_json(), indent=2) + "\n")
     else:
         settings = Settings(jobs=args.jobs, rounds=args.rounds, latency_jobs=args.latency_jobs, quick=args.quick,
                             engines=args.engines, libraries=args.libraries, scratch=args.dir, backlog=args.backlog,

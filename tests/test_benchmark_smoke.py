@@ -160,3 +160,11 @@ def test_the_profiler_samples_a_worker_and_a_producer(path: str, tmp_path: Path)
     hot = "Worker._record_and_claim" if path == "drain" else "Conveyor.enqueue_calls"
     assert hot in stacks, f"{hot} never sampled:\n{stacks[:2000]}"
     assert "own time:" in (out / "summary.txt").read_text()
+
+
+def test_a_backlog_only_run_is_timed_in_tenths_of_its_backlog(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(COMPARE.parent))
+    compare = importlib.import_module("compare")
+    assert (compare.parse_args(["--backlog-only"]).backlog_every, compare.parse_args(["--backlog"]).backlog_every) \
+        == (100_000, 100_000)
+    assert compare.parse_args(["--backlog-only", "--quick"]).backlog_every == 2_000
