@@ -281,12 +281,10 @@ class Conveyor:
         """Delete every matching job that is not running; returns how many."""
         return self._change_matching(self.backend.delete, state, queue, task, search, enqueued_before)
 
-    def _change_matching(self, change: Callable[[str], JobRecord], state: JobState | str | None,
-                         queue: str | None, task: str | None, search: str | None,
-                         enqueued_before: float | None) -> int:
-        """Apply `change` to the jobs matching when called (those added meanwhile are left alone, and
-        with `enqueued_before`, those enqueued after it); jobs it does not apply to (a running job to
-        delete, a queued one to retry) are skipped."""
+    def matching_job_ids(self, *, state: JobState | str | None = None, queue: str | None = None,
+                         task: str | None = None, search: str | None = None,
+                         enqueued_before: float | None = None) -> list[str]:
+        """The ids of the jobs matching now, read page by page: what the bulk verbs act on."""
         ids: list[str] = []
         listed = 0
         while True:
@@ -295,9 +293,17 @@ class Conveyor:
             listed += len(page)
             ids += [r.id for r in page if enqueued_before is None or r.enqueued_at <= enqueued_before]
             if len(page) < _BULK_PAGE:
-                break
+                return ids
+
+    def _change_matching(self, change: Callable[[str], JobRecord], state: JobState | str | None,
+                         queue: str | None, task: str | None, search: str | None,
+                         enqueued_before: float | None) -> int:
+        """Apply `change` to the jobs matching when called (those added meanwhile are left alone, and
+        with `enqueued_before`, those enqueued after it); jobs it does not apply to (a running job to
+        delete, a queued one to retry) are skipped."""
         changed = 0
-        for job_id in ids:
+        for job_id in self.matching_job_ids(state=state, queue=queue, task=task, search=search,
+                                            enqueued_before=enqueued_before):
             try:
                 change(job_id)
             except (JobNotFound, InvalidTransition):

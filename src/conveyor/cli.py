@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 import click
 
 from conveyor.app import Conveyor
-from conveyor.errors import ConveyorError, JobNotFound, ScheduleNotFound, UnknownTask
+from conveyor.errors import ConfigurationError, ConveyorError, JobNotFound, ScheduleNotFound, UnknownTask
 from conveyor.job import FINISHED_STATES, JobRecord, JobState
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -269,6 +270,27 @@ def migrate(app_path: str | None, url: str | None) -> None:
 
 
 @main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@store_options
+@reports_errors
+def backup(path: str, app_path: str | None, url: str | None) -> None:
+    """Copy a SQLite store to PATH: one consistent snapshot, taken while workers keep running."""
+    app = _open_app(app_path, url)
+    scheme = app.url.split(":", 1)[0]
+    if scheme != "sqlite":  # said before connecting: the server may be one this machine cannot reach
+        how = "redis-cli --rdb FILE (or the server's AOF/RDB files)" if scheme.startswith("redis") \
+            else "pg_dump (with -n SCHEMA for conveyor's schema)"
+        raise ConfigurationError(f"conveyor backup copies SQLite stores; back a {scheme} store up with {how}")
+    from conveyor.backends.sqlite import SQLiteBackend
+
+    backend = app.backend
+    assert isinstance(backend, SQLiteBackend)
+    began = time.monotonic()
+    written = backend.backup(path)
+    click.echo(f"backed up {backend.path} to {written} in {time.monotonic() - began:.2f}s")
+
+
+@main.command()
 @store_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @reports_errors
@@ -374,11 +396,7 @@ def _select(app: Conveyor, job_ids: tuple[str, ...], state: str | None, queue: s
         return list(job_ids)
     if state is None:
         raise click.UsageError("give job ids, or --state (with optional --queue/--task) to select jobs")
-    selected: list[str] = []
-    while batch := app.backend.list_jobs(state=JobState(state), queue=queue, task=task, limit=500,
-                                         offset=len(selected)):
-        selected.extend(r.id for r in batch)
-    return selected
+    return app.matching_job_ids(state=state, queue=queue, task=task)
 
 
 def _apply_each(job_ids: list[str], action: Callable[[str], Any], verb: str) -> None:

@@ -163,3 +163,23 @@ def test_dashboard_serves_with_the_password_from_the_environment(url: str) -> No
         server.terminate()
         out, _ = server.communicate(timeout=10)
     assert f"on http://127.0.0.1:{port}/ (read-only, user 'admin')" in out
+
+
+def test_backup_copies_a_sqlite_store_that_opens_as_a_store(url: str, tmp_path: Path) -> None:
+    ids = [conveyor("enqueue", "add", "--args", f"[{i}, 1]", "--app", APP, url=url).stdout.strip() for i in range(3)]
+    copy = tmp_path / "backups" / "cli-copy.db"
+    copy.parent.mkdir()
+    done = conveyor("backup", str(copy), url=url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("backed up ") and str(copy) in done.stdout
+    shown = json.loads(conveyor("jobs", "show", ids[2], "--json", url=f"sqlite:///{copy}").stdout)
+    assert shown["state"] == "queued"
+    assert json.loads(conveyor("info", "--json", url=f"sqlite:///{copy}").stdout)["queues"]["default"]["queued"] == 3
+
+
+def test_backup_says_what_to_use_for_the_other_engines_and_refuses_the_store_itself(url: str, tmp_path: Path) -> None:
+    onto_itself = conveyor("backup", url.removeprefix("sqlite:///"), url=url)
+    assert onto_itself.returncode == 1 and "onto itself" in onto_itself.stderr
+    redis = conveyor("backup", str(tmp_path / "x.db"), url="redis://127.0.0.1:1/0")
+    assert redis.returncode == 1 and "redis-cli --rdb" in redis.stderr, redis.stderr
+    assert "Traceback" not in redis.stderr

@@ -219,6 +219,16 @@ def test_bulk_actions_change_every_job_matching_the_filter_at_once(app: Conveyor
     assert [j.id for j in app.jobs()] == [email.id]
 
 
+def test_matching_job_ids_reads_every_page_and_stops_at_enqueued_before(app: Conveyor, tasks: Any) -> None:
+    first = tasks.bound.map([(i,) for i in range(600)])  # more than one page of the store's listing
+    cutoff = max(app.backend.get(j.id).enqueued_at for j in first)
+    later = tasks.bound.delay(600)
+    tasks.send_welcome_email.delay("a@x", "a")
+    assert sorted(app.matching_job_ids(task=tasks.bound.name)) == sorted([j.id for j in first] + [later.id])
+    assert sorted(app.matching_job_ids(task=tasks.bound.name, enqueued_before=cutoff)) == sorted(j.id for j in first)
+    assert app.matching_job_ids(state="failed") == []
+
+
 def test_bulk_actions_skip_jobs_they_cannot_change(app: Conveyor, tasks: Any) -> None:
     waiting = tasks.bound.delay(1)
     running_id = tasks.bound.delay(2).id
