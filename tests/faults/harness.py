@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from conveyor import Conveyor, JobState
 from conveyor.job import FINISHED_STATES
@@ -95,6 +97,41 @@ class Scenario:
             ids += [job.id for job in batch]
         self.enqueued += ids
         return ids
+
+    def run_producers(self, count: int, jobs_each: int, directory: Path,
+                      timeout: float) -> tuple[dict[str, int], list[str]]:
+        """Run `count` tests.faults.producer processes at once, each enqueueing `jobs_each` jobs plus the
+        1,000 ids they all share, and wait for them; each must exit 0. Returns how many producers
+        created each id (a shared id: exactly one should have) and the producers' stderr. The ids
+        become this scenario's `enqueued`."""
+        outputs = [directory / f"producer-{n}.txt" for n in range(count)]
+        producers = [subprocess.Popen([sys.executable, "-m", "tests.faults.producer", str(jobs_each), str(out)],
+                                      cwd=ROOT, env={**os.environ, **self.env}, stderr=subprocess.PIPE)
+                     for out in outputs]
+        errors: list[str] = []
+        for producer in producers:
+            _, stderr = producer.communicate(timeout=timeout)
+            errors.append(stderr.decode())
+            assert producer.returncode == 0, errors[-1]
+        created: dict[str, int] = {}
+        for out in outputs:
+            for job_id, made in (line.split() for line in out.read_text().splitlines()):
+                created[job_id] = created.get(job_id, 0) + int(made)
+        self.enqueued = list(created)
+        return created, errors
+
+    def write_payload(self, job_id: str, payload: bytes) -> None:
+        """Overwrite one job's stored payload with raw bytes, behind conveyor's back (through the
+        engine's own connection, which knows where the store is)."""
+        backend: Any = self.app.backend
+        if self.url.startswith("sqlite"):
+            with sqlite3.connect(backend.path) as db:  # CAST keeps invalid UTF-8 a TEXT value
+                db.execute("UPDATE conveyor_jobs SET payload = CAST(? AS TEXT) WHERE id = ?", (payload, job_id))
+        elif self.url.startswith("redis"):
+            backend._client.hset(backend.keys.payloads, job_id, payload)
+        else:  # PostgreSQL text is valid UTF-8 by construction: the bytes arrive as replacement characters
+            text = payload.decode("utf-8", errors="replace").replace("\x00", "")
+            backend._query("UPDATE {schema}.jobs SET payload = %s WHERE id = %s", (text, job_id))
 
     def states(self) -> dict[str, JobState]:
         records = self.app.backend.list_jobs(limit=len(self.enqueued) + 1000)

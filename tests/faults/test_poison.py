@@ -9,11 +9,9 @@ engine's back, so their bytes are the engine's own: this is why the test knows e
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -38,20 +36,6 @@ def scenario(engine_url: str, tmp_path: Path) -> Iterator[Scenario]:
     scenario.close()
 
 
-def write_payload(scenario: Scenario, job_id: str, payload: bytes) -> None:
-    """Overwrite one job's stored payload with raw bytes, behind conveyor's back (through the
-    engine's own connection, which knows where the store is)."""
-    backend: Any = scenario.app.backend
-    if scenario.url.startswith("sqlite"):
-        with sqlite3.connect(backend.path) as db:  # CAST keeps invalid UTF-8 a TEXT value
-            db.execute("UPDATE conveyor_jobs SET payload = CAST(? AS TEXT) WHERE id = ?", (payload, job_id))
-    elif scenario.url.startswith("redis"):
-        backend._client.hset(backend.keys.payloads, job_id, payload)
-    else:  # PostgreSQL text is valid UTF-8 by construction: the bytes arrive as replacement characters
-        text = payload.decode("utf-8", errors="replace").replace("\x00", "")
-        backend._query("UPDATE {schema}.jobs SET payload = %s WHERE id = %s", (text, job_id))
-
-
 @pytest.mark.timeout(300)
 def test_poison_jobs_fail_alone_with_a_reason_and_healthy_jobs_all_complete(scenario: Scenario) -> None:
     app = scenario.app
@@ -74,7 +58,7 @@ def test_poison_jobs_fail_alone_with_a_reason_and_healthy_jobs_all_complete(scen
     scenario.enqueued += [job_id for ids in poison.values() for job_id in ids]
     for name, payload in GARBAGE.items():
         for job_id in poison[f"garbage: {name}"]:
-            write_payload(scenario, job_id, payload)
+            scenario.write_payload(job_id, payload)
 
     with scenario.workers(1, "--pool", "process", "-c", "2", "--max-memory", "200") as workers:
         app.resume("default")

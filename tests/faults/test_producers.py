@@ -4,14 +4,11 @@ ids that every producer also enqueues make 1,000 jobs, each created by exactly o
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import ROOT, Scenario
+from tests.faults.harness import Scenario
 
 PER_PRODUCER = 50_000
 
@@ -24,18 +21,7 @@ def test_four_producers_and_two_workers_make_exactly_the_jobs_enqueued(engine_ur
         # 2-core machine a heartbeat queued behind four producers' writes can miss 1 s (seen on
         # SQLite in CI: 8 jobs rescued from a live worker). A 10 s lease keeps this test on producers.
         with scenario.workers(2, "-c", "8", "--lease", "10", "--heartbeat", "1"):
-            outputs = [tmp_path / f"producer-{n}.txt" for n in range(4)]
-            producers = [subprocess.Popen([sys.executable, "-m", "tests.faults.producer", str(PER_PRODUCER), str(out)],
-                                          cwd=ROOT, env={**os.environ, **scenario.env}, stderr=subprocess.PIPE)
-                         for out in outputs]
-            for producer in producers:
-                _, stderr = producer.communicate(timeout=600)
-                assert producer.returncode == 0, stderr.decode()
-            created: dict[str, int] = {}
-            for out in outputs:
-                for job_id, made in (line.split() for line in out.read_text().splitlines()):
-                    created[job_id] = created.get(job_id, 0) + int(made)
-            scenario.enqueued = list(created)
+            created, _ = scenario.run_producers(4, PER_PRODUCER, tmp_path, timeout=600)
             scenario.wait_finished(timeout=300)
         verdict = scenario.verdict()
         print(f"\n{verdict.summary()}")

@@ -39,7 +39,6 @@ from conveyor import BackendError, Conveyor, JobState, SerializationError
 from tests.conftest import wait_for
 from tests.faults import fault_app
 from tests.faults.harness import APP, ROOT, Scenario
-from tests.faults.test_poison import write_payload
 from tests.servers import RedisServer
 
 DOCS = ROOT / "docs" / "redis.md"
@@ -102,7 +101,7 @@ def test_stored_pickles_are_never_unpickled(scenario: Scenario, pool: str, tmp_p
     poison: dict[str, str] = {}
     for name, payload in pickled_payloads(markers).items():
         job = fault_app.work.delay(0.0)
-        write_payload(scenario, job.id, payload)  # behind conveyor's back, before any worker runs
+        scenario.write_payload(job.id, payload)  # behind conveyor's back, before any worker runs
         poison[name] = job.id
     healthy = fault_app.work.delay(0.0)
     scenario.enqueued += [*poison.values(), healthy.id]

@@ -72,21 +72,8 @@ def test_eight_processes_on_one_new_file_never_see_a_lock_error(tmp_path: Path) 
     store = tmp_path / "jobs.db"
     scenario = Scenario(f"sqlite:///{store}", tmp_path)
     try:
-        outputs = [tmp_path / f"producer-{n}.txt" for n in range(4)]
         with scenario.workers(4, "-c", "4") as workers:  # all eight start before the file exists
-            producers = [subprocess.Popen([sys.executable, "-m", "tests.faults.producer", str(PER_PRODUCER), str(out)],
-                                          cwd=ROOT, env={**os.environ, **scenario.env}, stderr=subprocess.PIPE)
-                         for out in outputs]
-            producer_errors = []
-            for producer in producers:
-                _, stderr = producer.communicate(timeout=240)
-                producer_errors.append(stderr.decode())
-                assert producer.returncode == 0, stderr.decode()
-            created: dict[str, int] = {}
-            for out in outputs:
-                for job_id, made in (line.split() for line in out.read_text().splitlines()):
-                    created[job_id] = created.get(job_id, 0) + int(made)
-            scenario.enqueued = list(created)
+            created, producer_errors = scenario.run_producers(4, PER_PRODUCER, tmp_path, timeout=240)
             assert all(process.poll() is None for process in workers.processes), "a worker died"
             scenario.wait_finished(timeout=180)
         logs = workers.stderr()
