@@ -44,15 +44,7 @@ def main(argv: list[str]) -> int:
         for axis, stage in zip(axes[-1], ("io", "cpu"), strict=True):
             mix_panel(axis, data, [m for m in mixes if m["stage"] == stage], stage)
     for axis, (key, heading, log) in zip(axes.flat, PANELS, strict=False):
-        medians, lows, highs, colours = [], [], [], []
-        for entry in entries:
-            values = [v for v in entry["values"][key] if v is not None and v == v]
-            median = statistics.median(values) if values else 0.0
-            medians.append(median)
-            lows.append(median - min(values) if values else 0.0)
-            highs.append(max(values) - median if values else 0.0)
-            dark, light = COLOURS[entry["engine"]]
-            colours.append(dark if entry["name"] == "conveyor" else light)
+        medians, lows, highs, colours = bars(entries, [entry["values"][key] for entry in entries])
         positions = list(range(len(entries)))
         axis.barh(positions, medians, color=colours, xerr=[lows, highs], capsize=2, error_kw={"elinewidth": 0.8})
         axis.set_yticks(positions, labels, fontsize=8)
@@ -75,22 +67,30 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def mix_panel(axis: Any, data: dict[str, Any], entries: list[dict[str, Any]], stage: str) -> None:
-    """One stage of the realistic mix: a bar per worker (median, min-max), the ideal as a dashed line."""
-    mix = data["mix"]
-    ideal = mix["ideal"][stage]
-    heading = (f"I/O-bound mix: sleep 10-50 ms, {mix['io_concurrency']} at once, jobs/s" if stage == "io" else
-               f"CPU-bound mix: {mix['cpu_s'] * 1000:.1f} ms CPU/job, {mix['cpu_processes']} processes, jobs/s")
-    medians, lows, highs, colours, labels = [], [], [], [], []
-    for entry in entries:
-        values = [v for v in entry["values"] if v is not None and v == v]
+def bars(entries: list[dict[str, Any]],
+         rounds: list[list[float | None]]) -> tuple[list[float], list[float], list[float], list[str]]:
+    """Per entry: the median of its rounds, the error bar below and above it (to the min and max),
+    and its colour (dark for conveyor, light for a peer, by engine). No value draws as 0."""
+    medians, lows, highs, colours = [], [], [], []
+    for entry, raw in zip(entries, rounds, strict=True):
+        values = [v for v in raw if v is not None and v == v]
         median = statistics.median(values) if values else 0.0
         medians.append(median)
         lows.append(median - min(values) if values else 0.0)
         highs.append(max(values) - median if values else 0.0)
         dark, light = COLOURS[entry["engine"]]
         colours.append(dark if entry["name"] == "conveyor" else light)
-        labels.append(f"{entry['name']} ({entry['engine']}, {entry['variant']})")
+    return medians, lows, highs, colours
+
+
+def mix_panel(axis: Any, data: dict[str, Any], entries: list[dict[str, Any]], stage: str) -> None:
+    """One stage of the realistic mix: a bar per worker (median, min-max), the ideal as a dashed line."""
+    mix = data["mix"]
+    ideal = mix["ideal"][stage]
+    heading = (f"I/O-bound mix: sleep 10-50 ms, {mix['io_concurrency']} at once, jobs/s" if stage == "io" else
+               f"CPU-bound mix: {mix['cpu_s'] * 1000:.1f} ms CPU/job, {mix['cpu_processes']} processes, jobs/s")
+    medians, lows, highs, colours = bars(entries, [entry["values"] for entry in entries])
+    labels = [f"{entry['name']} ({entry['engine']}, {entry['variant']})" for entry in entries]
     positions = list(range(len(entries)))
     axis.barh(positions, medians, color=colours, xerr=[lows, highs], capsize=2,
               error_kw={"elinewidth": 0.8})
