@@ -31,7 +31,7 @@ from conveyor.backends.base import (
     ScheduleState,
     WorkerInfo,
 )
-from conveyor.backends.shared import job_filter, refusal
+from conveyor.backends.shared import job_filter, record_from_values, refusal
 from conveyor.backends.shared import record_from_row as _record
 from conveyor.backends.sql_files import load_migrations, load_sql
 from conveyor.errors import BackendError, ConfigurationError
@@ -324,11 +324,13 @@ class SQLiteBackend:
             return []
         # (seq, priority, run_at): best priority first, then due time, then enqueue order.
         chosen = sorted(candidates, key=lambda c: (-c[1], c[2], c[0]))[:limit]
-        rows = conn.execute(_sql("claim"), {
+        positional = conn.cursor()
+        positional.row_factory = None
+        rows = positional.execute(_sql("claim"), {
             "seqs": json.dumps([c[0] for c in chosen]), "token": secrets.token_hex(8),
             "worker_id": worker_id, "now": now, "lease_expires_at": now + lease_seconds,
         }).fetchall()
-        records = [_record(row) for row in rows]
+        records = [record_from_values(row) for row in rows]
         records.sort(key=lambda r: (-r.priority, r.run_at, r.enqueued_at))
         return records
 
@@ -351,20 +353,17 @@ class SQLiteBackend:
             return self._finish(conn, finishes)
 
     def _finish(self, conn: sqlite3.Connection, finishes: Sequence[Finish]) -> list[bool]:
+        if not finishes:
+            return []
         now = self.now()
-        applied: list[bool] = []
-        for item in finishes:
-            final = item.state in FINISHED_STATES
-            cursor = conn.execute(_sql("finish"), {
-                "id": item.job_id, "token": item.token, "state": str(item.state),
-                "result": item.result,
-                "error": json.dumps(item.error.to_json()) if item.error else None,
-                "now": now, "delay": item.delay, "release": int(item.release),
-                "expires_at": now + self.retention.for_state(item.state) if final else None,
-                "cancelled_expires_at": now + self.retention.cancelled,
-            })
-            applied.append(cursor.rowcount == 1)
-        return applied
+        batch = [[item.job_id, item.token, str(item.state), item.result,
+                  item.error.to_json() if item.error else None, item.delay, int(item.release),
+                  now + self.retention.for_state(item.state) if item.state in FINISHED_STATES else None]
+                 for item in finishes]
+        recorded = {row[0] for row in conn.execute(_sql("finish"), {
+            "finishes": json.dumps(batch), "now": now, "cancelled_expires_at": now + self.retention.cancelled,
+        })}
+        return [item.job_id in recorded for item in finishes]
 
     def set_progress(self, lease: Lease, progress: float, message: str | None) -> bool:
         with self._write() as conn:
