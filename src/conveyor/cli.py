@@ -98,8 +98,9 @@ def main() -> None:
 @click.option("--max-jobs", type=click.IntRange(min=1), envvar="CONVEYOR_MAX_JOBS", help="Exit after N jobs.")
 @click.option("--shutdown-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               envvar="CONVEYOR_SHUTDOWN_TIMEOUT", help="Seconds running jobs get to finish on SIGTERM.")
-@click.option("--prefetch", type=click.IntRange(min=0), default=0, show_default=True, envvar="CONVEYOR_PREFETCH",
-              help="Jobs claimed beyond those that can start now.")
+@click.option("--prefetch", type=click.IntRange(min=0), envvar="CONVEYOR_PREFETCH",
+              help="Jobs claimed beyond those that can start now (default: automatic, up to the concurrency "
+                   "while jobs take under 1 ms; 0: never).")
 @click.option("--lease", type=click.FloatRange(min=0.1), envvar="CONVEYOR_LEASE",
               help="Lease length in seconds (default: the app's, 30).")
 @click.option("--heartbeat", type=click.FloatRange(min=0.05), envvar="CONVEYOR_HEARTBEAT",
@@ -113,7 +114,7 @@ def main() -> None:
 @log_options
 @reports_errors
 def worker(app_path: str, queues: tuple[str, ...], concurrency: int | None, pool: str, burst: bool,
-           max_jobs: int | None, shutdown_timeout: float, prefetch: int, lease: float | None,
+           max_jobs: int | None, shutdown_timeout: float, prefetch: int | None, lease: float | None,
            heartbeat: float | None, url: str | None, with_scheduler: bool, max_memory: float | None,
            log_format: str, log_level: str) -> None:
     """Run jobs from the app's queues until stopped (SIGTERM or Ctrl-C: finish, then hand back)."""

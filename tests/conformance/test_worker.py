@@ -287,13 +287,43 @@ def test_busy_worker_with_frequent_heartbeats_never_reports_a_false_lost_lease(
     assert all(job.refresh().status == JobState.COMPLETED for job in jobs[::100])
 
 
-def test_worker_holds_no_more_jobs_than_it_can_start(tapp: Conveyor) -> None:
+def test_worker_holds_no_more_jobs_than_it_can_start_when_jobs_are_long(tapp: Conveyor) -> None:
     jobs = [worker_app.nap.delay(0.2) for _ in range(8)]
     with running_worker(tapp, concurrency=2) as worker:
         while not all(j.status == JobState.COMPLETED for j in jobs):
             assert tapp.counts()["default"].get(JobState.RUNNING, 0) <= 2
             assert len(worker.attempts) <= 2
             time.sleep(0.02)
+
+
+@pytest.mark.parametrize("pool", ["thread", "async"])
+def test_prefetched_sync_and_async_jobs_never_run_beyond_the_concurrency(tapp: Conveyor, pool: str) -> None:
+    worker_app.GAUGE.most = 0
+    jobs = [worker_app.gauged.delay(0.02) for _ in range(10)] + [worker_app.async_gauged.delay(0.02)
+                                                                 for _ in range(10)]
+    with running_worker(tapp, pool=pool, concurrency=2, prefetch=6) as worker:
+        wait_for(lambda: all(j.status == JobState.COMPLETED for j in jobs), timeout=20)
+        assert worker.processed == 20
+    assert worker_app.GAUGE.most == 2
+
+
+def test_jobs_prefetched_behind_jobs_that_turn_long_go_back_to_the_queue(tapp: Conveyor) -> None:
+    """After short jobs the worker claims more than it can start; when the jobs it starts turn out
+    long, the ones waiting behind them go back to the queue, where another worker takes them."""
+    with running_worker(tapp, concurrency=2) as busy:
+        worker_app.add.map([(i, i) for i in range(20)])
+        wait_for(lambda: busy.processed == 20, timeout=10)
+        assert busy._short_jobs, "the warm-up jobs were not short enough to turn prefetching on"
+        tapp.pause("default")  # the four jobs below become claimable together
+        naps = [worker_app.nap.delay(3) for _ in range(2)]
+        behind = [worker_app.add.delay(1, i) for i in range(2)]
+        tapp.resume("default")
+        wait_for(lambda: all(job.status == JobState.RUNNING for job in naps), timeout=10)
+        wait_for(lambda: len(busy.attempts) == 2, timeout=2)
+        assert all(job.status == JobState.QUEUED for job in behind)
+        with running_worker(tapp, concurrency=1):
+            assert [job.result(timeout=2) for job in behind] == [1, 2]
+        assert all(job.status == JobState.RUNNING for job in naps), "the short jobs waited for the long ones"
 
 
 def test_paused_queue_is_not_worked_until_resumed(tapp: Conveyor) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,38 @@ def nap(seconds: float) -> str:
 async def async_nap(seconds: float) -> str:
     await asyncio.sleep(seconds)
     return "rested"
+
+
+class Gauge:
+    """How many `gauged` jobs run at once in this process (the tests' in-thread workers), and the most."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = self.most = 0
+
+    def __enter__(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.now -= 1
+
+
+GAUGE = Gauge()
+
+
+@app.task(name="gauged", max_retries=0)
+def gauged(seconds: float) -> None:
+    with GAUGE:
+        time.sleep(seconds)
+
+
+@app.task(name="async_gauged", max_retries=0)
+async def async_gauged(seconds: float) -> None:
+    with GAUGE:
+        await asyncio.sleep(seconds)
 
 
 @app.task(name="until_cancelled", max_retries=3)

@@ -34,9 +34,15 @@ class Attempt:
     cancel: CancelFlag = field(default_factory=CancelFlag)
     thread_id: int | None = None  # the thread running a sync task, for timeouts
     started: float | None = None  # time.monotonic() when the task began
+    ended: float | None = None  # time.monotonic() when its outcome was handed to the worker
     handle: Any = None  # the pool's own handle (an asyncio task, a process slot)
     lost: bool = False  # the lease was lost: a finish will be refused
     done: bool = False  # the task has returned; its outcome is on its way to the store
+
+    @property
+    def ran_for(self) -> float:
+        """Seconds from start to outcome (0 for an attempt that never started, or has not ended)."""
+        return self.ended - self.started if self.started is not None and self.ended is not None else 0.0
 
     @property
     def lease(self) -> Lease:

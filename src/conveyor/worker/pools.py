@@ -9,6 +9,7 @@ import ctypes
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -68,12 +69,18 @@ class EventLoopThread:
 
 
 class LocalPool:
+    """Sync tasks on threads (started as the load needs them), async tasks on one event loop. At most
+    `concurrency` attempts of either kind run at once; attempts submitted beyond that (prefetched
+    jobs) wait in order and start as running ones end."""
+
     def __init__(self, app: Conveyor, concurrency: int, on_done: OnDone, clock: Callable[[], float] = time.time):
         self.app = app
         self.concurrency = concurrency
         self.on_done = on_done
         self.clock = clock
-        self._pending: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()
+        self._pending: queue.SimpleQueue[Attempt | None] = queue.SimpleQueue()  # admitted, for the threads
+        self._waiting: deque[Attempt] = deque()  # submitted, not admitted yet
+        self._admitted = 0
         self._threads: list[threading.Thread] = []
         self._sync_load = 0
         self._lock = threading.Lock()
@@ -83,6 +90,14 @@ class LocalPool:
         self._loop.start()
 
     def submit(self, attempt: Attempt) -> None:
+        with self._lock:
+            if self._admitted >= self.concurrency:
+                self._waiting.append(attempt)
+                return
+            self._admitted += 1
+        self._dispatch(attempt)
+
+    def _dispatch(self, attempt: Attempt) -> None:
         task = self.app.tasks.get(attempt.record.task)
         if task is not None and task.is_async:
             self._loop.loop.call_soon_threadsafe(self._start_async, attempt)
@@ -96,6 +111,15 @@ class LocalPool:
                 thread.start()
         self._pending.put(attempt)
 
+    def _ended(self) -> None:
+        """An admitted attempt ended: its place goes to the longest-waiting attempt, if any."""
+        with self._lock:
+            following = self._waiting.popleft() if self._waiting else None
+            if following is None:
+                self._admitted -= 1
+        if following is not None:
+            self._dispatch(following)
+
     def _thread_main(self) -> None:
         while True:
             attempt = self._pending.get()
@@ -105,6 +129,7 @@ class LocalPool:
             finish = run_sync(self.app, attempt, self.clock)
             with self._lock:
                 self._sync_load -= 1
+            self._ended()
             self.on_done(attempt, finish)
 
     def _start_async(self, attempt: Attempt) -> None:
@@ -114,6 +139,7 @@ class LocalPool:
         task.add_done_callback(lambda t: self._async_done(attempt, t))
 
     def _async_done(self, attempt: Attempt, task: asyncio.Task[Finish]) -> None:
+        self._ended()
         if not task.cancelled() and task.exception() is None:
             self.on_done(attempt, task.result())
         # a task cancelled at shutdown reports nothing: the worker hands its job back
@@ -134,7 +160,8 @@ class LocalPool:
                 attempt.started = None  # raise once
 
     def take_unstarted(self) -> list[Attempt]:
-        taken: list[Attempt] = []
+        with self._lock:
+            taken, self._waiting = list(self._waiting), deque()
         while True:
             try:
                 item = self._pending.get_nowait()
@@ -144,6 +171,7 @@ class LocalPool:
                 taken.append(item)
                 with self._lock:
                     self._sync_load -= 1
+                    self._admitted -= 1
 
     def stop(self) -> None:
         for _ in self._threads:

@@ -35,7 +35,8 @@ _SUPERVISOR_TICK = 0.05
 _PRUNE_INTERVAL = 60.0  # at most; shorter when a retention is short (see _prune_interval)
 _REPORT_INTERVAL = 5.0  # how often a worker announces itself and sends its totals, at most
 _GATHER_QUIET = 0.0002  # see Worker._gather
-_GATHER_MAX = 0.001
+_GATHER_MAX = 0.001  # also the most a job may take for the automatic prefetch to claim more
+_PREFETCH_HOLD = 0.01  # see Worker._wait_for_a_slot
 
 
 class Tally:
@@ -102,13 +103,16 @@ def _prune_interval(retention: Retention) -> float:
 class Worker:
     """Run jobs from `queues` until stopped.
 
-    A worker holds at most `concurrency + prefetch` jobs: it claims only what it can start now
-    (plus `prefetch`, default 0), so it never hoards work that another worker could run.
+    A worker holds at most `concurrency + prefetch` jobs: it claims what it can start now, plus
+    `prefetch` more. `prefetch=None` (the default) is automatic: while jobs take under a millisecond
+    it claims up to `concurrency` more, which keeps the slots busy during the round trip to the
+    store; otherwise none, and a prefetched job that waits `_PREFETCH_HOLD` for a slot goes back to
+    the queue, so a worker never hoards work that another worker could run.
     """
 
     def __init__(self, app: Conveyor, *, queues: Sequence[str] | None = None, concurrency: int | None = None,
                  pool: PoolKind = "thread", burst: bool = False, max_jobs: int | None = None,
-                 shutdown_timeout: float = 30.0, prefetch: int = 0, idle_timeout: float = 1.0,
+                 shutdown_timeout: float = 30.0, prefetch: int | None = None, idle_timeout: float = 1.0,
                  max_memory_mib: float | None = None) -> None:
         if pool not in DEFAULT_CONCURRENCY:
             raise ConfigurationError(f"pool={pool!r}: use thread, process or async")
@@ -119,7 +123,7 @@ class Worker:
         self.pool_kind = pool
         self.queues = [check_queue(q) for q in (queues or [app.default_queue])]
         self.concurrency = concurrency or DEFAULT_CONCURRENCY[pool]
-        if self.concurrency < 1 or prefetch < 0:
+        if self.concurrency < 1 or (prefetch is not None and prefetch < 0):
             raise ConfigurationError("concurrency must be >= 1 and prefetch >= 0")
         if max_jobs is not None and max_jobs < 1:
             raise ConfigurationError(f"max_jobs={max_jobs}: use a positive number, or leave it unset")
@@ -127,6 +131,7 @@ class Worker:
         self.max_jobs = max_jobs
         self.shutdown_timeout = shutdown_timeout
         self.prefetch = prefetch
+        self._short_jobs = False  # the last outcomes recorded all came from jobs shorter than _GATHER_MAX
         self.idle_timeout = idle_timeout
         self.lease_seconds = app.lease_seconds
         self.heartbeat_interval = app.heartbeat_interval
@@ -183,7 +188,7 @@ class Worker:
                 if capacity > 0:
                     self.app.backend.wait_for_work(self.queues, self.idle_timeout, self.wake)
                 else:
-                    self.wake.wait(self.idle_timeout)
+                    self._wait_for_a_slot()
                 backoff = 0.0
             except ConveyorError as exc:
                 backoff = min(5.0, max(0.1, backoff * 2))
@@ -192,7 +197,8 @@ class Worker:
 
     def _capacity(self, freed: int = 0) -> int:
         """Jobs this worker can claim now; `freed` attempts are finished but not yet recorded."""
-        capacity = self.concurrency + self.prefetch - len(self.attempts) + freed
+        prefetch = self.prefetch if self.prefetch is not None else self.concurrency if self._short_jobs else 0
+        capacity = self.concurrency + prefetch - len(self.attempts) + freed
         if self.max_jobs is not None:
             capacity = min(capacity, self.max_jobs - self.fetched)
         return capacity
@@ -230,20 +236,20 @@ class Worker:
             except queue.Empty:
                 break
         if batch:
-            self._gather(batch)
+            self._short_jobs = all(attempt.ran_for <= _GATHER_MAX for attempt, _ in batch)
+            if self._short_jobs:
+                self._gather(batch)
         return batch
 
     def _gather(self, batch: list[tuple[Attempt, Finish]]) -> None:
         """Short jobs finish in bursts: wait a moment for the rest of a burst, so that one round trip
         records it and refills its slots, rather than each early finisher taking a round trip of its
-        own. Waits only after jobs shorter than the wait itself (a slot of a 30 ms job must not idle
-        for 1 ms), while other attempts are still running and finishes keep arriving: at most
-        `_GATHER_QUIET` after the last one and `_GATHER_MAX` in all."""
-        now = time.monotonic()
-        if any(attempt.started is not None and now - attempt.started > _GATHER_MAX for attempt, _ in batch):
-            return
-        running = len(self.attempts) - len(batch)
-        deadline = now + _GATHER_MAX
+        own. Called only after jobs shorter than the wait itself (a slot of a 30 ms job must not idle
+        for 1 ms); waits while other attempts are running and finishes keep arriving: at most
+        `_GATHER_QUIET` after the last one and `_GATHER_MAX` in all. Prefetched jobs that have not
+        started are not part of the burst: they run while the round trip is under way."""
+        running = sum(1 for attempt in self.attempts.values() if attempt.started is not None and not attempt.done)
+        deadline = time.monotonic() + _GATHER_MAX
         while running > 0:
             wait = min(_GATHER_QUIET, deadline - time.monotonic())
             if wait <= 0:
@@ -283,8 +289,21 @@ class Worker:
                 self.app.emit(JobEvent("started", record))
             self.pool.submit(attempt)
 
+    def _wait_for_a_slot(self) -> None:
+        """Every slot is busy. Jobs prefetched automatically, behind jobs that were short, wait at
+        most `_PREFETCH_HOLD` for a slot: if none frees by then, the jobs have turned long, and those
+        not started go back to the queue for other workers."""
+        if self.prefetch is not None or not self._short_jobs:
+            self.wake.wait(self.idle_timeout)
+            return
+        if self.wake.wait(_PREFETCH_HOLD):
+            return
+        self._short_jobs = False
+        self._release(self.pool.take_unstarted(), "no slot freed for it: the jobs ahead of it are long")
+
     def _on_done(self, attempt: Attempt, finish: Finish) -> None:
         """Called on the pool's threads; the main loop records outcomes in batches."""
+        attempt.ended = time.monotonic()
         attempt.done = True
         self._done.put((attempt, finish))
         self.wake.set()
