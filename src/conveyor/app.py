@@ -23,7 +23,7 @@ from conveyor.backends import (
 from conveyor.backends.shared import safe_url
 from conveyor.errors import ConfigurationError, InvalidTransition, JobNotFound, ScheduleNotFound, UnknownTask
 from conveyor.handle import Job
-from conveyor.job import JobRecord, JobState, NewJob
+from conveyor.job import JobRecord, JobState, NewJob, new_job_id
 from conveyor.options import EnqueueOptions, check_priority, check_queue, check_seconds
 from conveyor.retry import Backoff, RetryPolicy, normalise_backoff
 from conveyor.scheduler.schedule import MissedPolicy, Schedule, ScheduleStatus
@@ -226,7 +226,7 @@ class Conveyor:
         max_retries = options.max_retries if options.max_retries is not None else task.policy.max_retries
         return [
             NewJob(
-                id=options.job_id or uuid.uuid4().hex,
+                id=options.job_id or new_job_id(),
                 task=task.name,
                 queue=options.queue or task.queue,
                 priority=options.priority if options.priority is not None else task.priority,
