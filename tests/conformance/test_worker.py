@@ -216,6 +216,19 @@ def test_cancelled_waiting_job_never_runs(tapp: Conveyor) -> None:
     assert job.status == JobState.CANCELLED and job.refresh().attempts == 0
 
 
+@pytest.mark.parametrize("pool", ["thread", "process"])
+def test_prefetched_job_cancelled_before_it_starts_never_runs(tapp: Conveyor, tmp_path: Path, pool: str) -> None:
+    ahead = worker_app.nap.delay(1.5)
+    marker = tmp_path / "ran"
+    behind = worker_app.mark_then_nap.delay(str(marker), 0)
+    with running_worker(tapp, pool=pool, concurrency=1, prefetch=1) as worker:
+        wait_for(lambda: behind.id in worker.attempts and ahead.status == JobState.RUNNING, timeout=20)
+        behind.cancel()
+        wait_for(lambda: behind.status == JobState.CANCELLED, timeout=10)  # when its turn came
+    assert ahead.status == JobState.COMPLETED and not marker.exists()
+    assert "cancelled before it started" in behind.refresh().record.errors[-1].message
+
+
 def test_progress_is_visible_while_the_job_runs(tapp: Conveyor, tmp_path: Path) -> None:
     marker = tmp_path / "go"
     job = worker_app.progress_then_wait.delay(str(marker))

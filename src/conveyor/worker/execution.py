@@ -109,9 +109,17 @@ def report_progress(app: Conveyor, record: JobRecord) -> Callable[[Lease, float,
     return sink
 
 
+def never_started(app: Conveyor, attempt: Attempt, now: float) -> Finish:
+    """The outcome of a job cancelled while it waited in the worker (prefetched): it does not run."""
+    return classify(app, attempt.record, exc=JobCancelledError("cancelled before it started"), cancelled=True,
+                    now=now)
+
+
 def run_sync(app: Conveyor, attempt: Attempt, clock: Callable[[], float]) -> Finish:
     """Run a sync task (or, in a child process, an async one) on this thread."""
     record = attempt.record
+    if attempt.cancel.is_set():
+        return never_started(app, attempt, clock())
     try:
         task, args, kwargs = resolve(app, record)
     except (UnknownTask, SerializationError) as exc:
@@ -143,6 +151,8 @@ async def _with_timeout(awaitable: Any, timeout: float | None) -> Any:
 async def run_async(app: Conveyor, attempt: Attempt, clock: Callable[[], float]) -> Finish:
     """Run an async task on the worker's event loop; cancellation arrives as CancelledError."""
     record = attempt.record
+    if attempt.cancel.is_set():
+        return never_started(app, attempt, clock())
     try:
         task, args, kwargs = resolve(app, record)
     except (UnknownTask, SerializationError) as exc:

@@ -18,7 +18,7 @@ from multiprocessing.process import BaseProcess
 from conveyor.app import Conveyor
 from conveyor.backends.base import Finish
 from conveyor.errors import ConfigurationError, JobTimeout, WorkerCrashed
-from conveyor.worker.execution import Attempt, classify, run_sync
+from conveyor.worker.execution import Attempt, classify, never_started, run_sync
 from conveyor.worker.pools import OnDone
 
 _CHECK_INTERVAL = 0.05  # how often a slot looks for a cancel while its child runs
@@ -95,6 +95,8 @@ class _Slot:
             self.pool.on_done(attempt, self._run(attempt))
 
     def _run(self, attempt: Attempt) -> Finish:
+        if attempt.cancel.is_set():
+            return never_started(self.pool.app, attempt, time.time())
         if self.process is None or not self.process.is_alive():
             self._kill()
             self._spawn()

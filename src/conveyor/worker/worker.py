@@ -389,9 +389,9 @@ class Worker:
         for attempt in live:
             job_id = attempt.record.id
             if job_id in reply.lost:
-                if attempt.done:
-                    # Finished between the snapshot and the heartbeat: the finish cleared the lease, or,
-                    # if the lease truly lapsed, the refused finish will say so.
+                if attempt.done or job_id not in self.attempts:
+                    # Finished, or handed back unstarted, between the snapshot and the heartbeat: that
+                    # cleared the lease; if the lease truly lapsed, a refused finish will say so.
                     continue
                 attempt.lost = True
                 logger.warning("job %s: this worker lost its lease (rescued elsewhere after a stall?); its "
@@ -483,6 +483,7 @@ class Worker:
         except ConveyorError as exc:
             logger.warning("worker %s: could not hand back %d jobs (%s); they will be rescued when their "
                            "leases expire", self.id, len(attempts), exc)
+        self.fetched -= len(attempts)  # handed back unstarted: --max-jobs counts only jobs that ran
         for attempt in attempts:
             with self._lock:
                 self.attempts.pop(attempt.record.id, None)
