@@ -225,6 +225,8 @@ class Runner:
             rss = tree_peak_rss_mib(workers[0].process.pid)
             drain = jobs.read_drain(client, key)
             warnings = sum(warning_lines(worker) for worker in workers)  # before SIGTERM: its messages don't count
+            first_warning = next((line for worker in workers for line in worker.log().splitlines()
+                                  if "WARNING" in line), None)
         finally:
             for worker in workers:
                 worker.stop()
@@ -232,6 +234,8 @@ class Runner:
         rate, window = drain.rate_all_running()
         info = {"done": drain.done, "processes_seen": len(drain.firsts), "window_s": window, "span_s": drain.span,
                 "warnings": warnings}
+        if first_warning is not None:
+            self.notes.append(f"{library.label} logged {warnings} WARNING lines ({tag}), the first: {first_warning}")
         if drain.done > jobs_:
             self.notes.append(f"{library.label} ran {drain.done - jobs_} of {jobs_} jobs twice ({tag})")
         if processes > 1 and window == 0.0 and len(drain.firsts) == processes:
