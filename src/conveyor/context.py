@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -50,9 +51,18 @@ class JobContext:
 
     def set_progress(self, progress: float, message: str | None = None) -> None:
         """Record progress as a percentage (0-100) with an optional message; readers see it at once."""
-        if isinstance(progress, bool) or not isinstance(progress, int | float) or not 0 <= progress <= 100:
-            raise ConfigurationError(f"set_progress({progress!r}): progress is a number from 0 to 100")
-        self._progress_sink(float(progress), message)
+        self._progress_sink(_percent(progress, "set_progress"), message)
+
+    async def aset_progress(self, progress: float, message: str | None = None) -> None:
+        """`set_progress` for an `async def` task: the write to the store runs in a thread, so the
+        event loop, and the other async jobs on it, go on meanwhile."""
+        await asyncio.to_thread(self._progress_sink, _percent(progress, "aset_progress"), message)
+
+
+def _percent(progress: float, verb: str) -> float:
+    if isinstance(progress, bool) or not isinstance(progress, int | float) or not 0 <= progress <= 100:
+        raise ConfigurationError(f"{verb}({progress!r}): progress is a number from 0 to 100")
+    return float(progress)
 
 
 _current: ContextVar[JobContext | None] = ContextVar("conveyor_current_job", default=None)

@@ -229,17 +229,22 @@ def test_prefetched_job_cancelled_before_it_starts_never_runs(tapp: Conveyor, tm
     assert "cancelled before it started" in behind.refresh().record.errors[-1].message
 
 
-def test_progress_is_visible_while_the_job_runs(tapp: Conveyor, tmp_path: Path) -> None:
+@pytest.mark.parametrize("task", ["progress_then_wait", "async_progress_then_wait"])
+def test_progress_is_visible_while_the_job_runs(tapp: Conveyor, tmp_path: Path, task: str) -> None:
+    """Sync tasks call set_progress; async ones await aset_progress, whose write (and so its hooks)
+    runs off the event loop's thread."""
     marker = tmp_path / "go"
-    job = worker_app.progress_then_wait.delay(str(marker))
-    seen: list[tuple[float | None, str | None]] = []
-    tapp.on("progress")(lambda event: seen.append((event.progress, event.message)))
+    job = getattr(worker_app, task).delay(str(marker))
+    seen: list[tuple[float | None, str | None, int]] = []
+    tapp.on("progress")(lambda event: seen.append((event.progress, event.message, threading.get_ident())))
+    worker_app.LOOP_THREADS.clear()
     with running_worker(tapp):
         assert wait_for(lambda: job.progress == 40, timeout=10)
         assert job.progress_message == "resizing"
         marker.touch()
         assert job.result(timeout=10) == "ok"
-    assert seen == [(40.0, "resizing")]
+    assert [(progress, message) for progress, message, _ in seen] == [(40.0, "resizing")]
+    assert seen[0][2] not in worker_app.LOOP_THREADS
 
 
 def test_worker_announces_itself_its_jobs_and_its_throughput(tapp: Conveyor, tmp_path: Path) -> None:

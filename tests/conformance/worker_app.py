@@ -138,6 +138,18 @@ def progress_then_wait(marker: str) -> str:
     return "ok"
 
 
+LOOP_THREADS: list[int] = []  # the event loops async_progress_then_wait ran on
+
+
+@app.task(name="async_progress_then_wait", max_retries=0)
+async def async_progress_then_wait(marker: str) -> str:
+    LOOP_THREADS.append(threading.get_ident())
+    await current_job().aset_progress(40, "resizing")
+    while not Path(marker).exists():
+        await asyncio.sleep(0.01)
+    return "ok"
+
+
 @app.task(name="crash", max_retries=1, retry_delay=0.01)
 def crash() -> None:
     os._exit(13)
