@@ -426,6 +426,16 @@ def test_prune_deletes_finished_jobs_past_retention(make_app: Callable[..., Conv
     assert backend.enqueue([new_job(job_id=done.id)])[0].created
 
 
+def test_reclaim_leaves_every_job_as_it_was_and_claims_go_on(backend: Backend) -> None:
+    backend.enqueue([new_job(), new_job(), new_job(delay=60)])
+    done = fetch(backend, limit=1)[0]
+    backend.finish([Finish(done.id, done.lease_token or "", JobState.COMPLETED, result="1")])
+    before = backend.list_jobs(limit=10)
+    backend.reclaim()
+    assert backend.list_jobs(limit=10) == before
+    assert [job.state for job in fetch(backend)] == [JobState.RUNNING]
+
+
 def test_purge_deletes_chosen_states_never_running(backend: Backend) -> None:
     backend.enqueue([new_job(), new_job(), new_job(queue="other")])
     fetch(backend, 1)

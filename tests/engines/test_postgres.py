@@ -21,6 +21,7 @@ from conveyor.backends.postgres.engine import migrations
 from conveyor.worker import Worker
 from tests.conformance import worker_app
 from tests.conformance.test_worker import running_worker
+from tests.conftest import wait_for
 from tests.engines.outage import crash_and_restart_loses_nothing
 from tests.servers import PostgresServer
 
@@ -175,6 +176,29 @@ def test_conveyor_migrate_command(url: str) -> None:
     again = subprocess.run([sys.executable, "-m", "conveyor.cli", "migrate", "--url", url], env=env,
                            capture_output=True, text=True, timeout=60)
     assert "is at version 3: nothing to apply" in again.stdout
+
+
+def test_a_worker_vacuums_the_jobs_table_as_jobs_go_through(tapp: Conveyor, url: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL-only: reclaim() is a VACUUM, which the other engines have no use for. Every claim
+    leaves a dead entry at the head of jobs_ready until one runs (see PostgresBackend.reclaim)."""
+    monkeypatch.setattr("conveyor.worker.worker._RECLAIM_JOBS", 20)
+    monkeypatch.setattr("conveyor.worker.worker._RECLAIM_INTERVAL", 0.1)
+    schema = url.split("schema=", 1)[1]
+
+    def vacuums() -> int:
+        with psycopg.connect(plain_url(url), autocommit=True) as conn:
+            row = conn.execute("SELECT vacuum_count FROM pg_stat_user_tables WHERE schemaname = %s "
+                               "AND relname = 'jobs'", (schema,)).fetchone()
+        return int(row[0]) if row else 0
+
+    tapp.backend  # noqa: B018  (the schema exists before the first count)
+    assert vacuums() == 0
+    worker_app.add.map([(i, i) for i in range(50)])
+    with running_worker(tapp) as worker:
+        wait_for(lambda: worker.processed == 50, timeout=20)
+        assert wait_for(lambda: vacuums() >= 1, timeout=10)
+    assert tapp.counts()["default"] == {JobState.COMPLETED: 50}
 
 
 def test_killed_connections_the_worker_carries_on(tapp: Conveyor, url: str) -> None:

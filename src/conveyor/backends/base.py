@@ -210,6 +210,11 @@ class Backend(Protocol):
         """Delete finished jobs past their retention; returns how many."""
         ...
 
+    def reclaim(self) -> None:
+        """Clear what many claims and finishes left behind, so the next claims stay fast; a worker
+        calls it every few thousand jobs. PostgreSQL vacuums its jobs table; the others need nothing."""
+        ...
+
     def purge(self, states: Sequence[JobState], queue: str | None = None) -> int:
         """Delete jobs in `states` (never running ones); returns how many."""
         ...

@@ -37,6 +37,8 @@ _REPORT_INTERVAL = 5.0  # how often a worker announces itself and sends its tota
 _GATHER_QUIET = 0.0002  # see Worker._gather
 _GATHER_MAX = 0.001  # also the most a job may take for the automatic prefetch to claim more
 _PREFETCH_HOLD = 0.01  # see Worker._wait_for_a_slot
+_RECLAIM_JOBS = 10_000  # the store's reclaim() after this many jobs recorded, and at most every
+_RECLAIM_INTERVAL = 5.0  # this many seconds (see Backend.reclaim)
 
 
 class Tally:
@@ -353,6 +355,7 @@ class Worker:
         prune_interval = _prune_interval(self.app.retention)
         next_prune = time.monotonic() + prune_interval
         next_report = time.monotonic() + self.report_interval
+        next_reclaim, reclaimed_at = time.monotonic() + _RECLAIM_INTERVAL, 0
         while not self.stopping.wait(_SUPERVISOR_TICK) or self.attempts:
             with self._lock:
                 attempts = list(self.attempts.values())
@@ -371,6 +374,9 @@ class Worker:
                 if now >= next_prune:
                     next_prune = now + prune_interval
                     self.app.backend.prune()
+                if now >= next_reclaim and self.processed - reclaimed_at >= _RECLAIM_JOBS:
+                    next_reclaim, reclaimed_at = now + _RECLAIM_INTERVAL, self.processed
+                    self.app.backend.reclaim()
             except ConveyorError as exc:
                 logger.warning("worker %s: supervisor could not reach the store (%s); will retry", self.id, exc)
             except Exception:

@@ -415,6 +415,16 @@ class PostgresBackend:
                 return total
 
     @translated
+    def reclaim(self) -> None:
+        """VACUUM the jobs table. A claim moves a row out of jobs_ready's WHERE, leaving a dead
+        entry at the head of the index that every later claim steps over until a vacuum clears it,
+        and autovacuum comes at most once per autovacuum_naptime (a minute): a 1,000,000-job drain
+        slowed to 0.68 of its first speed between visits. SKIP_LOCKED: a vacuum already running
+        (another worker's, autovacuum's) is enough. Without the rights to vacuum the table (its
+        owner's), PostgreSQL skips it with a warning and the claims are only slower."""
+        self._execute(sql.SQL("VACUUM (SKIP_LOCKED) {}.jobs").format(sql.Identifier(self.schema)))
+
+    @translated
     def purge(self, states: Sequence[JobState], queue: str | None = None) -> int:
         wanted = [str(s) for s in states if s != JobState.RUNNING]
         statement = sql.SQL("DELETE FROM {}.jobs WHERE state = ANY(%s) AND (%s::text IS NULL OR queue = %s)")

@@ -484,6 +484,9 @@ class RedisBackend:
             result.setdefault(queue, {})
         return result
 
+    def reclaim(self) -> None:
+        """Nothing to clear: Redis frees a claimed job's queue entry at once."""
+
     @translated
     def prune(self) -> int:
         total = 0

@@ -437,6 +437,9 @@ class SQLiteBackend:
         with self._write() as conn:
             return conn.execute(_sql("prune"), {"now": self.now()}).rowcount
 
+    def reclaim(self) -> None:
+        """Nothing to clear: a claim in SQLite reads live index entries only."""
+
     def purge(self, states: Sequence[JobState], queue: str | None = None) -> int:
         wanted = [str(s) for s in states if s != JobState.RUNNING]
         with self._write() as conn:
