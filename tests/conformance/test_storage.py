@@ -111,6 +111,13 @@ def test_unique_id_returns_the_existing_job(backend: Backend) -> None:
     assert len(backend.list_jobs()) == 1
 
 
+def test_a_batch_reports_each_taken_id_in_its_own_place(backend: Backend) -> None:
+    backend.enqueue([new_job(job_id="taken-1"), new_job(job_id="taken-2")])
+    records = backend.enqueue([new_job("other", job_id=job_id) for job_id in ("new-1", "taken-2", "new-2", "taken-1")])
+    assert [(r.id, r.task, r.created) for r in records] == [
+        ("new-1", "other", True), ("taken-2", "t", False), ("new-2", "other", True), ("taken-1", "t", False)]
+
+
 def test_duplicate_ids_in_one_batch_make_one_job(backend: Backend) -> None:
     records = backend.enqueue([new_job(job_id="x"), new_job(job_id="x"), new_job(job_id="y")])
     assert [r.id for r in records] == ["x", "x", "y"]

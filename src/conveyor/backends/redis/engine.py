@@ -14,10 +14,12 @@ thread that wakes its waiting loop (see `_WakeListener`).
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib import resources
@@ -215,6 +217,8 @@ class RedisBackend:
         self._socket_timeout = socket_timeout
         self._safe_url = safe_url(url)
         self._local = threading.local()
+        self._script_connections: weakref.WeakSet[Any] = weakref.WeakSet()  # see _script_connection
+        self._script_connections_lock = threading.Lock()
         self._listener: _WakeListener | None = None
         self._listener_lock = threading.Lock()
         with self.errors():
@@ -290,24 +294,39 @@ class RedisBackend:
         return self._evalsha(script, keys, [*header, *args])
 
     def _evalsha(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        """Run a script with its command packed in one C call (hiredis) on a pooled connection:
-        redis-py's own path spends longer packing a script's thirty-odd arguments than Redis
-        spends running it. Anything unusual (a lost connection, a flushed script cache) goes
-        through redis-py's path instead, with its retries and its reloading of the script."""
+        """Run a script with its command packed in one C call (hiredis) on this thread's own
+        connection: redis-py's own path spends longer packing a script's thirty-odd arguments, and
+        taking a connection from its pool and giving it back, than Redis spends running the script.
+        A lost connection is retried on a new one with redis-py's retry policy (redis-py closes a
+        connection whose command was cut short, so no reply is left behind on it); a flushed
+        script cache goes through redis-py's path, which loads the script again."""
         script = self._scripts[name]
         command = hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))
-        pool = self._client.connection_pool
-        connection = pool.get_connection()
-        try:
+        connection = self._script_connection()
+
+        def run() -> Any:
             connection.send_packed_command([command])
             return connection.read_response()
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
-            connection.disconnect()
+
+        try:
+            try:
+                return run()
+            except (redis.ConnectionError, redis.TimeoutError):
+                return connection.retry.call_with_retry(run, lambda _error: connection.disconnect())
         except redis.exceptions.NoScriptError:
-            pass
-        finally:
-            pool.release(connection)
-        return script(keys=keys, args=args)
+            return script(keys=keys, args=args)
+
+    def _script_connection(self) -> Any:
+        """This thread's connection for scripts, made on first use (and again in a forked child).
+        It is not borrowed from redis-py's pool, so it costs no bookkeeping per call; it is closed
+        with the backend, or when its thread ends."""
+        connection = getattr(self._local, "connection", None)
+        if connection is None or connection.pid != os.getpid():
+            pool = self._client.connection_pool
+            connection = self._local.connection = pool.connection_class(**pool.connection_kwargs)
+            with self._script_connections_lock:
+                self._script_connections.add(connection)
+        return connection
 
     @translated
     def now(self) -> float:
@@ -319,6 +338,10 @@ class RedisBackend:
             if self._listener is not None:
                 self._listener.close()
                 self._listener = None
+        with self._script_connections_lock:
+            connections = list(self._script_connections)
+        for connection in connections:
+            connection.disconnect()
         self._client.close()
 
     # -- producer verbs ---------------------------------------------------------------------
@@ -327,19 +350,26 @@ class RedisBackend:
     def enqueue(self, jobs: Sequence[NewJob]) -> list[JobRecord]:
         if not jobs:
             return []
-        rows = self._run("enqueue", [job.queue for job in jobs], [a for job in jobs for a in _job_args(job)])
-        return [self._enqueued(job, row) for job, row in zip(jobs, rows, strict=True)]
+        enqueued_at, *taken = self._run("enqueue", [job.queue for job in jobs],
+                                        [a for job in jobs for a in _job_args(job)])
+        now = float(enqueued_at)
+        records = [self._created(job, now) for job in jobs]
+        for position, *stored in taken:  # ids already stored: those jobs as they are
+            records[position - 1] = self._taken(stored)
+        return records
 
     @staticmethod
-    def _enqueued(job: NewJob, row: list[Any]) -> JobRecord:
-        if row[0] == 1:  # made now: the script sends only its clock, the rest is what we sent
-            now = float(row[1])
-            run_at = job.run_at if job.run_at is not None else now + float(job.delay)
-            return JobRecord(id=job.id, task=job.task, queue=job.queue, priority=job.priority,
-                             state=JobState.SCHEDULED if run_at > now else JobState.QUEUED, payload=job.payload,
-                             run_at=run_at, enqueued_at=now, attempts=0, max_attempts=job.max_attempts,
-                             timeout=job.timeout)
-        record = _record(*row[1:])
+    def _created(job: NewJob, now: float) -> JobRecord:
+        """A job the script has just stored: all it sends back is its clock; the rest is what we sent."""
+        run_at = job.run_at if job.run_at is not None else now + float(job.delay)
+        return JobRecord(id=job.id, task=job.task, queue=job.queue, priority=job.priority,
+                         state=JobState.SCHEDULED if run_at > now else JobState.QUEUED, payload=job.payload,
+                         run_at=run_at, enqueued_at=now, attempts=0, max_attempts=job.max_attempts,
+                         timeout=job.timeout)
+
+    @staticmethod
+    def _taken(stored: Sequence[str]) -> JobRecord:
+        record = _record(*stored)
         record.created = False
         return record
 
@@ -585,7 +615,8 @@ class RedisBackend:
         if not reply:
             return None
         jobs = {job.id: job for _, job in ticks}
-        return [self._enqueued(jobs[row[2] if row[0] == 1 else json.loads(row[1])["id"]], row) for row in reply[1:]]
+        return [self._created(jobs[row[2]], float(row[1])) if row[0] == 1 else self._taken(row[1:])
+                for row in reply[1:]]
 
     @translated
     def set_schedule_paused(self, name: str, paused: bool, now: float) -> ScheduleState:

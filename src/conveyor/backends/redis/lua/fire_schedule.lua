@@ -3,7 +3,8 @@
 -- ARGV: the common header, name, advance_to ('' = a manual run), then per tick: the tick and the
 --       9 job values of insert_batch.
 -- returns: {} when another scheduler got there first (or the schedule is paused or unknown), else
---          {'fired', rows as insert_batch}.
+--          {'fired', per tick fired: {1, enqueue time, job id} when its job was made now, or
+--          {0, job JSON, payload, result, errors} when its id was taken}.
 -- guarantee: last_tick only moves forward, checked and moved in this one atomic step, so of any
 --            number of schedulers firing one tick exactly one makes its job.
 local t = now()
@@ -19,7 +20,8 @@ for b = ARGS_AT + 2, #ARGV, per_tick do
   if advance_to == '' or tonumber(ARGV[b]) > last then
     local first = b + 1 - ARGS_AT + 1
     local made = insert_batch(first, first, t)
-    rows[#rows + 1] = made[1]
+    local taken = made[2]
+    rows[#rows + 1] = taken and {0, taken[2], taken[3], taken[4], taken[5]} or {1, made[1], ARGV[b + 1]}
     state.last_job_id = ARGV[b + 1]
     state.last_fired_at = num(t)
   end

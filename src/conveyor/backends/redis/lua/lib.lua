@@ -93,10 +93,10 @@ local function leave(job)
   count(job.queue, state, -1)
 end
 
--- Put a job (its times already set) into the structure of `state`, and save it (returns its JSON).
+-- Put a job (its times and state already set) into the structure of its state.
 -- Idle workers are told when a queue gains its first job or a queue's earliest due time moves sooner.
-local function enter(job, state)
-  job.state = state
+local function place(job)
+  local state = job.state
   if state == 'queued' then
     local key = key_of(QUEUED_KEY, job.queue)
     if not (BATCH_SEEN and BATCH_SEEN[job.queue]) and redis.call('ZCARD', key) == 0 then
@@ -112,6 +112,12 @@ local function enter(job, state)
   else redis.call('ZADD', K_EXPIRY, job.expires_at, job.id) end
   redis.call('ZADD', STATE_KEY[state], job.seq, job.id)
   count(job.queue, state, 1)
+end
+
+-- Move a job (its times already set) to `state` and save it; returns its JSON.
+local function enter(job, state)
+  job.state = state
+  place(job)
   return save(job)
 end
 
@@ -130,16 +136,17 @@ local function finish_at(job, t, ttl)
   job.expires_at = num(t + ttl)
 end
 
--- Store a new job unless its id is taken. Returns the stored job and whether it was made now.
-local function insert(id, task, queue, priority, payload, run_at, max_attempts, timeout, t, seq)
-  local existing = load(id)
-  if existing then return existing, false end
-  local job = {id = id, task = task, queue = queue, priority = priority, run_at = num(run_at),
-               enqueued_at = num(t), attempts = 0, max_attempts = max_attempts, seq = seq}
+-- Store a new job unless its id is taken (HSETNX checks and stores in one call). `t_text` is
+-- num(t), formatted once per batch. Returns the stored job and whether it was made now.
+local function insert(id, task, queue, priority, payload, run_at, max_attempts, timeout, t, t_text, seq)
+  local job = {id = id, task = task, queue = queue, priority = priority,
+               run_at = run_at == t and t_text or num(run_at), enqueued_at = t_text, attempts = 0,
+               max_attempts = max_attempts, seq = seq, state = run_at > t and 'scheduled' or 'queued'}
   if timeout ~= '' then job.timeout = timeout end
+  if redis.call('HSETNX', K_JOBS, id, cjson.encode(job)) == 0 then return load(id), false end
   redis.call('HSET', K_PAYLOADS, id, payload)
-  redis.call('ZADD', K_INDEX, job.seq, id)
-  if run_at > t then enter(job, 'scheduled') else enter(job, 'queued') end
+  redis.call('ZADD', K_INDEX, seq, id)
+  place(job)
   if BATCH_SEEN and job.state == 'queued' then BATCH_SEEN[queue] = true end
   return job, true
 end
@@ -153,11 +160,12 @@ end
 
 -- A batch of new jobs, 9 arguments each, from arg(first) to arg(last): id, task, queue, priority,
 -- payload, delay, run_at ('' = now + delay), max_attempts, timeout ('' = none).
--- Returns per job {1, enqueue time, id} when made now (the engine knows the rest), or
--- {0, job JSON, payload, result, errors} when the id was taken.
+-- Returns {enqueue time, taken...}: the engine knows the rest of each job made now, and for each
+-- id already taken there is {position in the batch (1-based), job JSON, payload, result, errors}.
 local JOB_ARGS = 9
 local function insert_batch(first, last, t)
-  local out = {}
+  local t_text = num(t)
+  local out = {t_text}
   -- One INCRBY reserves the batch's enqueue order (an id already stored leaves a gap, which is harmless).
   local size = math.floor((last - first) / JOB_ARGS) + 1  -- `last` is any index within the last job
   local seq = (size == 1 and redis.call('INCR', K_SEQ) or redis.call('INCRBY', K_SEQ, size)) - size
@@ -167,13 +175,12 @@ local function insert_batch(first, last, t)
     local run_at = ARGV[b + 6] ~= '' and tonumber(ARGV[b + 6]) or t + tonumber(ARGV[b + 5])
     seq = seq + 1
     local job, created = insert(ARGV[b], ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3]), ARGV[b + 4], run_at,
-                                tonumber(ARGV[b + 7]), ARGV[b + 8], t, seq)
+                                tonumber(ARGV[b + 7]), ARGV[b + 8], t, t_text, seq)
     if created then
-      out[#out + 1] = {1, job.enqueued_at, job.id}
       if queues then queues[job.queue] = true else redis.call('SADD', K_QUEUES, job.queue) end
     else
       local stored = reply(job)
-      out[#out + 1] = {0, stored[1], stored[2], stored[3], stored[4]}
+      out[#out + 1] = {(b - ARGS_AT - first + 1) / JOB_ARGS + 1, stored[1], stored[2], stored[3], stored[4]}
     end
   end
   if queues then
