@@ -16,16 +16,19 @@ from conveyor.worker.worker import Worker
 
 
 def attempt(job_id: str, running_for: float | None) -> Attempt:
-    """An attempt started `running_for` seconds ago (None: prefetched, not started yet)."""
+    """An attempt started `running_for` seconds ago (None: prefetched, not started yet). Its end is
+    set now, `running_for` after its start, so a pause of the test process cannot lengthen it."""
     record = JobRecord(id=job_id, task="t", queue="default", priority=0, state=JobState.RUNNING, payload="{}",
                        run_at=0.0, enqueued_at=0.0, attempts=1, max_attempts=1, lease_token="x")
     held = Attempt(record)
-    held.started = None if running_for is None else time.monotonic() - running_for
+    if running_for is not None:
+        held.ended = time.monotonic()
+        held.started = held.ended - running_for
     return held
 
 
 def finished(held: Attempt) -> tuple[Attempt, Finish]:
-    held.ended, held.done = time.monotonic(), True
+    held.done = True
     return held, Finish(held.record.id, "x", JobState.COMPLETED, result="null")
 
 
