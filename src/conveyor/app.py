@@ -210,15 +210,21 @@ class Conveyor:
     # -- producing jobs ---------------------------------------------------------------------
 
     def enqueue_calls(self, task: Task[Any, R], calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
-                      options: EnqueueOptions) -> list[Job[R]]:
-        """Encode and store a batch of calls of one task in one atomic round trip."""
-        jobs = self.build_jobs(task, calls, options)
+                      options: EnqueueOptions, *, batch_size: int | None = None) -> list[Job[R]]:
+        """Encode and store calls of one task, in order, one atomic round trip per `batch_size` calls
+        (all in one without it). Each batch is encoded as the engine asks for it (see
+        Backend.enqueue_batches), so encoding can overlap storing."""
+        batches = (self.build_jobs(task, calls[start:start + batch_size], options)
+                   for start in range(0, len(calls), batch_size)) if batch_size and len(calls) > batch_size else None
         if options.connection is None:
-            return [Job(self, record) for record in self.backend.enqueue(jobs)]
+            records = (self.backend.enqueue(self.build_jobs(task, calls, options)) if batches is None
+                       else self.backend.enqueue_batches(batches))
+            return [Job(self, record) for record in records]
         if not isinstance(self.backend, TransactionalBackend):
             raise ConfigurationError("connection=... (enqueue inside your transaction) needs a PostgreSQL store; "
                                      f"this app uses {self.display_url}")
-        return [Job(self, record) for record in self.backend.enqueue_in_transaction(options.connection, jobs)]
+        return [Job(self, record) for batch in (batches or [self.build_jobs(task, calls, options)])
+                for record in self.backend.enqueue_in_transaction(options.connection, batch)]
 
     def build_jobs(self, task: Task[Any, Any], calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]],
                    options: EnqueueOptions) -> list[NewJob]:

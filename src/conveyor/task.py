@@ -48,12 +48,11 @@ class _Enqueuer(Generic[P, R]):
                 calls.append((tuple(item), {}))
             else:
                 calls.append(((item,), {}))
+        if batch_size < 1:
+            raise ConfigurationError(f"batch_size={batch_size}: use a positive number of jobs per round trip")
         if self.options.job_id is not None and len(calls) > 1:
             raise ConfigurationError("job_id names one job; .map() of several jobs cannot share it")
-        jobs: list[Job[R]] = []
-        for start in range(0, len(calls), batch_size):
-            jobs.extend(self.task.app.enqueue_calls(self.task, calls[start:start + batch_size], self.options))
-        return jobs
+        return self.task.app.enqueue_calls(self.task, calls, self.options, batch_size=batch_size)
 
 
 class TaskCall(_Enqueuer[P, R]):

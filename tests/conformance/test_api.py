@@ -19,6 +19,7 @@ from conveyor import (
     UnknownTask,
     current_job,
 )
+from tests.conftest import wait_for
 
 
 @pytest.fixture
@@ -82,6 +83,19 @@ def test_map_enqueues_in_batches_keeping_order(app: Conveyor, tasks: Any) -> Non
         '{"args":["a@x","a"],"kwargs":{}}', '{"args":[],"kwargs":{"to":"b@x","username":"b"}}',
         '{"args":["c@x","c"],"kwargs":{}}']
     assert app.counts()["emails"] == {JobState.QUEUED: 15}
+
+
+def test_map_stops_at_a_bad_item_with_the_batches_before_it_stored(app: Conveyor, tasks: Any) -> None:
+    items: list[Any] = [("a@x", "a")] * 8 + [("c@x", datetime.now())] + [("d@x", "d")] * 3
+    with pytest.raises(SerializationError, match="argument 'username'"):
+        tasks.send_welcome_email.map(items, batch_size=4)
+    # The two whole batches before the bad one are stored (an engine may still be storing the
+    # second when the third fails to encode); none of the bad item's batch is.
+    wait_for(lambda: app.counts().get("emails") == {JobState.QUEUED: 8}, timeout=5)
+    assert {job.record.payload for job in app.jobs(queue="emails")} == {'{"args":["a@x","a"],"kwargs":{}}'}
+    after = tasks.send_welcome_email.delay("e@x", "e")  # the store carries on, with nothing left over
+    assert after.created and app.get_job(after.id).args == ["e@x", "e"]
+    assert app.counts()["emails"] == {JobState.QUEUED: 9}
 
 
 def test_map_with_options_applies_them_to_every_job(tasks: Any) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from conveyor import BackendError, ConfigurationError, Conveyor
+from conveyor import BackendError, ConfigurationError, Conveyor, JobState
 from tests.conformance import worker_app
 from tests.conformance.test_worker import running_worker
 from tests.conftest import wait_for
@@ -41,6 +41,24 @@ def test_script_cache_flushed_mid_run(tapp: Conveyor, redis_server: RedisServer)
         admin.script_flush()
         second = worker_app.add.map([(i, 2) for i in range(50)])
         assert [job.result(timeout=10) for job in second] == [i + 2 for i in range(50)]
+    admin.close()
+
+
+@pytest.mark.parametrize("fault", ["script cache flushed", "connection killed"])
+def test_a_pipelined_map_survives_a_fault_and_stores_each_job_once(tapp: Conveyor, redis_server: RedisServer,
+                                                                    fault: str) -> None:
+    # Why Redis only: map sends each batch before reading the reply to the last (a pipeline); the
+    # batches not yet confirmed when the script cache or the connection goes must go again, once.
+    admin = redis.Redis(port=redis_server.port)
+    worker_app.add.delay(0, 0)  # opens this thread's script connection
+    if fault == "script cache flushed":
+        admin.script_flush()
+    else:
+        admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    jobs = worker_app.add.map([(i, i) for i in range(2500)], batch_size=1000)
+    assert len({job.id for job in jobs}) == 2500 and all(job.created for job in jobs)
+    assert [job.args for job in jobs] == [[i, i] for i in range(2500)]
+    assert tapp.counts()["default"] == {JobState.QUEUED: 2501}
     admin.close()
 
 

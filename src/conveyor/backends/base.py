@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -153,6 +153,12 @@ class Backend(Protocol):
 
     def enqueue(self, jobs: Sequence[NewJob]) -> list[JobRecord]:
         """Store a batch atomically. An id already stored returns that job (`created=False`)."""
+        ...
+
+    def enqueue_batches(self, batches: Iterable[Sequence[NewJob]]) -> list[JobRecord]:
+        """`enqueue` each batch in order (each one atomic) and return all their jobs. `batches` may be
+        a generator that encodes each batch as it is asked for: an engine may ask for the next one
+        while the store is still storing the last. If one fails, the batches before it are stored."""
         ...
 
     def fetch(self, queues: Sequence[str], limit: int, *, worker_id: str, lease_seconds: float) -> list[JobRecord]:

@@ -14,7 +14,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
@@ -271,6 +271,9 @@ class PostgresBackend:
         if not jobs:
             return []
         return self._run(lambda cur: self._insert(cur, jobs), rows=len(jobs))
+
+    def enqueue_batches(self, batches: Iterable[Sequence[NewJob]]) -> list[JobRecord]:
+        return [record for batch in batches for record in self.enqueue(batch)]
 
     @translated
     def enqueue_in_transaction(self, connection: Any, jobs: Sequence[NewJob]) -> list[JobRecord]:

@@ -20,10 +20,11 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qs, urlsplit
 
 import hiredis
@@ -300,8 +301,7 @@ class RedisBackend:
         A lost connection is retried on a new one with redis-py's retry policy (redis-py closes a
         connection whose command was cut short, so no reply is left behind on it); a flushed
         script cache goes through redis-py's path, which loads the script again."""
-        script = self._scripts[name]
-        command = hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))
+        command = self._packed(name, keys, args)
         connection = self._script_connection()
 
         def run() -> Any:
@@ -314,7 +314,10 @@ class RedisBackend:
             except (redis.ConnectionError, redis.TimeoutError):
                 return connection.retry.call_with_retry(run, lambda _error: connection.disconnect())
         except redis.exceptions.NoScriptError:
-            return script(keys=keys, args=args)
+            return self._scripts[name](keys=keys, args=args)
+
+    def _packed(self, name: str, keys: list[str], args: list[Any]) -> bytes:
+        return cast(bytes, hiredis.pack_command(("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args)))
 
     def _script_connection(self) -> Any:
         """This thread's connection for scripts, made on first use (and again in a forked child).
@@ -350,8 +353,48 @@ class RedisBackend:
     def enqueue(self, jobs: Sequence[NewJob]) -> list[JobRecord]:
         if not jobs:
             return []
-        enqueued_at, *taken = self._run("enqueue", [job.queue for job in jobs],
-                                        [a for job in jobs for a in _job_args(job)])
+        return self._enqueued(jobs, self._run("enqueue", [job.queue for job in jobs],
+                                              [a for job in jobs for a in _job_args(job)]))
+
+    @translated
+    def enqueue_batches(self, batches: Iterable[Sequence[NewJob]]) -> list[JobRecord]:
+        """Pipelined: each batch is sent before the reply to the one before it is read, so that
+        encoding the next batch here overlaps Redis storing the last one. After a lost connection or
+        a flushed script cache, the batches not yet confirmed go again the usual way, with its
+        retries: their ids are fixed, so a batch that had landed comes back as taken, not twice."""
+        records: list[JobRecord] = []
+        connection = self._script_connection()
+        sent: deque[Sequence[NewJob]] = deque()  # sent, their replies not read yet
+        batches = iter(batches)
+
+        def confirm_oldest() -> None:
+            records.extend(self._enqueued(sent[0], connection.read_response()))
+            sent.popleft()
+
+        try:
+            for batch in batches:
+                if batch:
+                    sent.append(batch)
+                    keys, header = self.keys.layout([job.queue for job in batch])
+                    args = [*header, *(a for job in batch for a in _job_args(job))]
+                    connection.send_packed_command([self._packed("enqueue", keys, args)])
+                if len(sent) > 1:
+                    confirm_oldest()
+            while sent:
+                confirm_oldest()
+        except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.NoScriptError):
+            connection.disconnect()  # drops the replies still unread
+            for batch in (*sent, *batches):
+                records += self.enqueue(batch)
+        except BaseException:
+            # A batch failed to encode, or the script refused one. A batch already sent is still
+            # stored (Redis has the whole command), but its reply must not be left on the connection.
+            connection.disconnect()
+            raise
+        return records
+
+    def _enqueued(self, jobs: Sequence[NewJob], reply: list[Any]) -> list[JobRecord]:
+        enqueued_at, *taken = reply
         now = float(enqueued_at)
         records = [self._created(job, now) for job in jobs]
         for position, *stored in taken:  # ids already stored: those jobs as they are

@@ -15,7 +15,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -269,6 +269,9 @@ class SQLiteBackend:
     def enqueue(self, jobs: Sequence[NewJob]) -> list[JobRecord]:
         with self._write() as conn:
             return self._insert(conn, jobs)
+
+    def enqueue_batches(self, batches: Iterable[Sequence[NewJob]]) -> list[JobRecord]:
+        return [record for batch in batches for record in self.enqueue(batch)]  # in-process: nothing to overlap
 
     def _insert(self, conn: sqlite3.Connection, jobs: Sequence[NewJob]) -> list[JobRecord]:
         """Store new jobs inside the caller's write transaction; stored ids return their job."""
