@@ -337,6 +337,17 @@ def test_list_filters_and_paginates_newest_first(backend: Backend) -> None:
     assert len(backend.list_jobs(state=JobState.RUNNING)) == 3
 
 
+def test_list_of_every_state_is_newest_first_across_states(backend: Backend) -> None:
+    ids = [r.id for r in backend.enqueue([new_job() for _ in range(7)])]
+    first, _ = fetch(backend, 2)  # the two oldest run; the first completes
+    backend.finish([Finish(first.id, first.lease_token or "", JobState.COMPLETED, result="1")])
+    backend.cancel(ids[4])
+    backend.enqueue([new_job(delay=60)])  # the newest, scheduled
+    listed = [r.id for r in backend.list_jobs(limit=3)] + [r.id for r in backend.list_jobs(limit=10, offset=3)]
+    assert listed[1:] == ids[::-1] and len(set(listed)) == 8
+    assert [r.state for r in backend.list_jobs(limit=1, offset=7)] == [JobState.COMPLETED]
+
+
 def test_list_searches_ids_task_names_and_arguments_ignoring_case(backend: Backend) -> None:
     invoice = backend.enqueue([new_job("billing.send_invoice", job_id="invoice-1",
                                        payload='{"args":["ann@example.com"],"kwargs":{}}')])[0]

@@ -13,6 +13,8 @@ thread that wakes its waiting loop (see `_WakeListener`).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import os
 import secrets
@@ -360,38 +362,43 @@ class RedisBackend:
     def enqueue_batches(self, batches: Iterable[Sequence[NewJob]]) -> list[JobRecord]:
         """Pipelined: each batch is sent before the reply to the one before it is read, so that
         encoding the next batch here overlaps Redis storing the last one. After a lost connection or
-        a flushed script cache, the batches not yet confirmed go again the usual way, with its
-        retries: their ids are fixed, so a batch that had landed comes back as taken, not twice."""
+        a flushed script cache (as on a server's first use), the batches not yet confirmed go again
+        the usual way, with its retries and its loading of the script, and pipelining resumes. Their
+        ids are fixed, so a batch that had landed comes back as taken, not stored twice."""
         records: list[JobRecord] = []
         connection = self._script_connection()
         sent: deque[Sequence[NewJob]] = deque()  # sent, their replies not read yet
         batches = iter(batches)
+        while True:
+            try:
+                self._pipeline(connection, batches, sent, records)
+                return records
+            except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.NoScriptError):
+                connection.disconnect()  # drops the replies still unread
+                while sent:  # each round confirms at least one batch: the one whose send or reply failed
+                    records += self.enqueue(sent.popleft())
+            except BaseException:
+                # A batch failed to encode, or the script refused one. A batch already sent is still
+                # stored (Redis has the whole command), but its reply must not be left on the connection.
+                connection.disconnect()
+                raise
 
+    def _pipeline(self, connection: Any, batches: Iterator[Sequence[NewJob]], sent: deque[Sequence[NewJob]],
+                  records: list[JobRecord]) -> None:
         def confirm_oldest() -> None:
             records.extend(self._enqueued(sent[0], connection.read_response()))
             sent.popleft()
 
-        try:
-            for batch in batches:
-                if batch:
-                    sent.append(batch)
-                    keys, header = self.keys.layout([job.queue for job in batch])
-                    args = [*header, *(a for job in batch for a in _job_args(job))]
-                    connection.send_packed_command([self._packed("enqueue", keys, args)])
-                if len(sent) > 1:
-                    confirm_oldest()
-            while sent:
+        for batch in batches:
+            if batch:
+                sent.append(batch)
+                keys, header = self.keys.layout([job.queue for job in batch])
+                args = [*header, *(a for job in batch for a in _job_args(job))]
+                connection.send_packed_command([self._packed("enqueue", keys, args)])
+            if len(sent) > 1:
                 confirm_oldest()
-        except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.NoScriptError):
-            connection.disconnect()  # drops the replies still unread
-            for batch in (*sent, *batches):
-                records += self.enqueue(batch)
-        except BaseException:
-            # A batch failed to encode, or the script refused one. A batch already sent is still
-            # stored (Redis has the whole command), but its reply must not be left on the connection.
-            connection.disconnect()
-            raise
-        return records
+        while sent:
+            confirm_oldest()
 
     def _enqueued(self, jobs: Sequence[NewJob], reply: list[Any]) -> list[JobRecord]:
         enqueued_at, *taken = reply
@@ -518,16 +525,14 @@ class RedisBackend:
     @translated
     def list_jobs(self, *, state: JobState | None = None, queue: str | None = None, task: str | None = None,
                   search: str | None = None, limit: int = 50, offset: int = 0) -> list[JobRecord]:
-        index = self.keys.state[state] if state is not None else self.keys.index
         needle = search.lower() if search else None
         wanted: list[str] = []
         metas: dict[str, str] = {}
-        start = 0
+        newest_first = self._newest_first(state)
         while len(wanted) < offset + limit:
-            ids = self._client.zrevrange(index, start, start + LIST_CHUNK - 1)
+            ids = list(itertools.islice(newest_first, LIST_CHUNK))
             if not ids:
                 break
-            start += LIST_CHUNK
             # Arguments are read only when searching: a plain listing filters on metadata alone.
             payloads = self._client.hmget(self.keys.payloads, ids) if needle else [""] * len(ids)
             for job_id, meta, payload in zip(ids, self._client.hmget(self.keys.jobs, ids), payloads, strict=True):
@@ -545,6 +550,22 @@ class RedisBackend:
             payloads, results, errors = pipe.execute()
         return [_record(metas[i], p or "", r or "", e or "") for i, p, r, e in
                 zip(page, payloads, results, errors, strict=True)]
+
+    def _newest_first(self, state: JobState | None) -> Iterator[str]:
+        """Job ids in `state` (every state: the six sets merged), newest first, read a chunk at a
+        time. A job that changes state while this reads is listed once, or not at all."""
+        keys = [self.keys.state[state]] if state is not None else list(self.keys.state.values())
+        seen: set[str] = set()
+        for _, job_id in heapq.merge(*(self._by_seq_descending(key) for key in keys), reverse=True):
+            if job_id not in seen:
+                seen.add(job_id)
+                yield job_id
+
+    def _by_seq_descending(self, key: str) -> Iterator[tuple[float, str]]:
+        start = 0
+        while chunk := self._client.zrevrange(key, start, start + LIST_CHUNK - 1, withscores=True):
+            yield from ((seq, job_id) for job_id, seq in chunk)
+            start += LIST_CHUNK
 
     @translated
     def counts(self) -> dict[str, dict[JobState, int]]:

@@ -14,8 +14,8 @@ from conveyor.job import JobState
 
 STATE_ORDER = (JobState.SCHEDULED, JobState.QUEUED, JobState.RUNNING, JobState.COMPLETED, JobState.FAILED,
                JobState.CANCELLED)
-FIXED = ("jobs", "payloads", "results", "errors", "seq", "index", "counts", "queues", "running", "expiry",
-         "paused", "schedules", "locks")
+FIXED = ("jobs", "payloads", "results", "errors", "seq", "counts", "queues", "running", "expiry", "paused",
+         "schedules", "locks")
 
 
 class Keys:
@@ -53,7 +53,6 @@ class Keys:
     results: str
     errors: str
     seq: str
-    index: str
     counts: str
     queues: str
     running: str

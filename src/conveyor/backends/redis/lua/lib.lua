@@ -2,10 +2,11 @@
 --
 -- KEYS, built by keys.py, never made up here:
 --   1 jobs (hash id -> job JSON)   2 payloads (hash)   3 results (hash)   4 errors (hash id -> JSON array)
---   5 seq (counter)   6 index (zset id -> seq)   7 counts (hash "queue<TAB>state" -> n)   8 queues (set)
---   9 running (zset id -> lease expiry)   10 expiry (zset id -> time a finished job is pruned)
---   11 paused (set)   12 schedules (hash)   13 locks (hash)
---   14..19 one zset per state (id -> seq), for listing: scheduled queued running completed failed cancelled
+--   5 seq (counter)   6 counts (hash "queue<TAB>state" -> n)   7 queues (set)
+--   8 running (zset id -> lease expiry)   9 expiry (zset id -> time a finished job is pruned)
+--   10 paused (set)   11 schedules (hash)   12 locks (hash)
+--   13..18 one zset per state (id -> seq), for listing: scheduled queued running completed failed cancelled
+--          (every job is in exactly one: together they list every job)
 --   then, per queue the script touches: its queued zset and its scheduled zset (id -> due time).
 -- ARGV starts with: the wake channel, the number of queues n, the n queue names (in KEYS order);
 -- each script's own arguments follow, read with arg(i).
@@ -13,18 +14,18 @@
 -- because cjson would round numbers to 14.
 
 local K_JOBS, K_PAYLOADS, K_RESULTS, K_ERRORS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_SEQ, K_INDEX, K_COUNTS, K_QUEUES = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_RUNNING, K_EXPIRY, K_PAUSED, K_SCHEDULES, K_LOCKS = KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
-local STATE_KEY = {scheduled = KEYS[14], queued = KEYS[15], running = KEYS[16],
-                   completed = KEYS[17], failed = KEYS[18], cancelled = KEYS[19]}
+local K_SEQ, K_COUNTS, K_QUEUES = KEYS[5], KEYS[6], KEYS[7]
+local K_RUNNING, K_EXPIRY, K_PAUSED, K_SCHEDULES, K_LOCKS = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+local STATE_KEY = {scheduled = KEYS[13], queued = KEYS[14], running = KEYS[15],
+                   completed = KEYS[16], failed = KEYS[17], cancelled = KEYS[18]}
 local WAKE = ARGV[1]
 local NQ = tonumber(ARGV[2])
 local QUEUE_NAMES, QUEUED_KEY, SCHEDULED_KEY = {}, {}, {}
 for i = 1, NQ do
   local name = ARGV[2 + i]
   QUEUE_NAMES[i] = name
-  QUEUED_KEY[name] = KEYS[18 + 2 * i]
-  SCHEDULED_KEY[name] = KEYS[19 + 2 * i]
+  QUEUED_KEY[name] = KEYS[17 + 2 * i]
+  SCHEDULED_KEY[name] = KEYS[18 + 2 * i]
 end
 local ARGS_AT = 3 + NQ
 local function arg(i) return ARGV[ARGS_AT + i - 1] end
@@ -145,7 +146,6 @@ local function insert(id, task, queue, priority, payload, run_at, max_attempts, 
   if timeout ~= '' then job.timeout = timeout end
   if redis.call('HSETNX', K_JOBS, id, cjson.encode(job)) == 0 then return load(id), false end
   redis.call('HSET', K_PAYLOADS, id, payload)
-  redis.call('ZADD', K_INDEX, seq, id)
   place(job)
   if BATCH_SEEN and job.state == 'queued' then BATCH_SEEN[queue] = true end
   return job, true
@@ -193,7 +193,6 @@ end
 
 local function delete(job)
   for _, key in ipairs({K_JOBS, K_PAYLOADS, K_RESULTS, K_ERRORS}) do redis.call('HDEL', key, job.id) end
-  redis.call('ZREM', K_INDEX, job.id)
 end
 
 -- Claim up to `limit` jobs from `queues` (names whose keys were passed): highest priority first,
