@@ -3,6 +3,7 @@ Redis; these tests break Redis itself: its script cache, its client connections,
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,6 +118,10 @@ def test_url_options_and_errors(redis_server: RedisServer) -> None:
     app.close()
     with pytest.raises(ConfigurationError, match="namespace"):
         Conveyor(f"{redis_server.url}?namespace=a:b").backend  # noqa: B018
+    started = time.monotonic()  # TLS to a plain port: the handshake waits for a reply that never comes
+    with pytest.raises(BackendError, match="speaking TLS on that port"):
+        Conveyor(f"rediss://127.0.0.1:{redis_server.port}/0?socket_timeout=1").backend  # noqa: B018
+    assert time.monotonic() - started < 5, "a first contact that timed out was retried"
     unused = free_port()  # nothing listens there
     with pytest.raises(BackendError, match=rf"cannot reach Redis at redis://127.0.0.1:{unused}/0"):
         Conveyor(f"redis://127.0.0.1:{unused}/0").backend  # noqa: B018

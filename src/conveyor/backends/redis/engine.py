@@ -229,18 +229,28 @@ class RedisBackend:
             # surrogateescape: bytes that are not UTF-8 (written behind conveyor's back) reach the
             # worker, which fails that one job, instead of failing every fetch that returns them.
             # Typed Any: redis-py's stubs cannot express decode_responses=True (every reply a str).
+            options: dict[str, Any] = dict(
+                protocol=2, decode_responses=True, encoding_errors="surrogateescape", socket_timeout=socket_timeout,
+                socket_connect_timeout=5.0, health_check_interval=15)
+            # The first contact retries a refused connection (a server starting) but not a timeout:
+            # a server that never answers (packets dropped, or rediss:// at a plain port, where the
+            # TLS handshake waits for a reply that never comes) is reported after one timeout, not seven.
+            backoff = ExponentialBackoff(cap=1.0, base=0.02)
+            self._check_server(redis.Redis.from_url(
+                url, **options, retry=Retry(backoff, retries=6, supported_errors=(redis.ConnectionError,)),
+                retry_on_error=[redis.ConnectionError]))
             self._client: Any = redis.Redis.from_url(
-                url, protocol=2, decode_responses=True, encoding_errors="surrogateescape",
-                socket_timeout=socket_timeout, socket_connect_timeout=5.0, health_check_interval=15,
-                retry=Retry(ExponentialBackoff(cap=1.0, base=0.02), retries=6),
+                url, **options, retry=Retry(backoff, retries=6),
                 retry_on_error=[redis.ConnectionError, redis.TimeoutError])
-            self._check_server()
         lib = _lua("lib")
         self._scripts = {name: self._client.register_script(f"{lib}\n{_lua(name)}") for name in SCRIPTS}
         self._scripts.update({name: self._client.register_script(_lua(name)) for name in STANDALONE_SCRIPTS})
 
-    def _check_server(self) -> None:
-        info = self._client.info("server")
+    def _check_server(self, probe: Any) -> None:
+        try:
+            info = probe.info("server")
+        finally:
+            probe.close()
         version = tuple(int(part) for part in str(info.get("redis_version", "0.0")).split(".")[:2])
         if version < MIN_VERSION:
             raise BackendError(f"{self._safe_url} runs Redis {info.get('redis_version')}; conveyor needs "
