@@ -160,7 +160,8 @@ def test_heartbeat_extends_held_leases_and_reports_lost_ones(backend: Backend) -
 def test_finish_completed_stores_the_result(backend: Backend) -> None:
     backend.enqueue([new_job()])
     [job] = fetch(backend)
-    assert backend.finish([Finish(job.id, job.lease_token or "", JobState.COMPLETED, result='{"ok":1}')]) == [True]
+    assert backend.finish([Finish(job.id, job.lease_token or "", JobState.COMPLETED, result='{"ok":1}')]) == [
+        JobState.COMPLETED]
     record = backend.get(job.id)
     assert record is not None and record.state == JobState.COMPLETED
     assert json.loads(record.result or "null") == {"ok": 1} and record.finished_at is not None
@@ -173,7 +174,7 @@ def test_finish_and_fetch_records_outcomes_then_refills_the_slots(backend: Backe
     done = Finish(first.id, first.lease_token or "", JobState.COMPLETED, result="1")
     stale = Finish("never-held", "token", JobState.COMPLETED, result="1")
     applied, claimed = backend.finish_and_fetch([done, stale], ["default"], 2, worker_id="w1", lease_seconds=30)
-    assert applied == [True, False]
+    assert applied == [JobState.COMPLETED, None]
     assert [r.id for r in claimed] == ids[1:] and {r.state for r in claimed} == {JobState.RUNNING}
     stored = backend.get(first.id)
     assert stored is not None and stored.state == JobState.COMPLETED and stored.result == "1"
@@ -183,7 +184,7 @@ def test_finish_and_fetch_records_outcomes_then_refills_the_slots(backend: Backe
 def test_finish_is_refused_without_the_lease(backend: Backend) -> None:
     backend.enqueue([new_job()])
     [job] = fetch(backend)
-    assert backend.finish([Finish(job.id, "not-the-token", JobState.COMPLETED, result="1")]) == [False]
+    assert backend.finish([Finish(job.id, "not-the-token", JobState.COMPLETED, result="1")]) == [None]
     record = backend.get(job.id)
     assert record is not None and record.state == JobState.RUNNING
 
@@ -208,7 +209,8 @@ def test_retry_schedules_the_next_attempt_and_keeps_every_error(backend: Backend
 def test_retry_without_delay_is_queued_at_once(backend: Backend) -> None:
     backend.enqueue([new_job()])
     [job] = fetch(backend)
-    backend.finish([Finish(job.id, job.lease_token or "", JobState.SCHEDULED, error=error(), delay=0)])
+    assert backend.finish([Finish(job.id, job.lease_token or "", JobState.SCHEDULED, error=error(), delay=0)]) == [
+        JobState.QUEUED]
     record = backend.get(job.id)
     assert record is not None and record.state == JobState.QUEUED
     assert fetch(backend)[0].attempts == 2
@@ -229,7 +231,7 @@ def test_expired_lease_is_rescued_as_an_attempt(backend: Backend) -> None:
     assert [(r.id, r.state) for r in rescued] == [(job.id, JobState.QUEUED)]
     assert rescued[0].errors[-1].type == "WorkerLost"
     # the stalled worker's late report changes nothing
-    assert backend.finish([Finish(job.id, job.lease_token or "", JobState.COMPLETED, result="1")]) == [False]
+    assert backend.finish([Finish(job.id, job.lease_token or "", JobState.COMPLETED, result="1")]) == [None]
     [again] = fetch(backend)
     assert again.attempts == 2 and again.lease_token != job.lease_token
 
@@ -274,7 +276,7 @@ def test_cancel_requested_while_running_wins_over_a_retry(backend: Backend, outc
     backend.cancel(job.id)
     finish = (Finish(job.id, job.lease_token or "", JobState.SCHEDULED, error=error(), delay=0.0)
               if outcome == "retry" else Finish(job.id, job.lease_token or "", JobState.QUEUED, release=True))
-    assert backend.finish([finish]) == [True]
+    assert backend.finish([finish]) == [JobState.CANCELLED]  # the worker announces what the store did
     record = backend.get(job.id)
     assert record is not None and record.state == JobState.CANCELLED and record.finished_at is not None
     assert fetch(backend) == []

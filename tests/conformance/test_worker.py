@@ -293,6 +293,26 @@ def test_hooks_fire_and_a_failing_hook_does_not_stop_the_worker(tapp: Conveyor) 
     assert events.count(("started", "fail_always")) == 3
 
 
+def test_a_retry_the_store_turns_into_a_cancel_is_announced_as_cancelled(
+        tapp: Conveyor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The cancel lands between heartbeats, so the job is still running when it fails: the worker
+    # asks for a retry, the store ends the job cancelled, and hooks hear what the store did.
+    monkeypatch.setattr(tapp, "heartbeat_interval", 60.0)
+    events: list[str] = []
+    for name in ("retrying", "cancelled", "failed"):
+        tapp.on(name)(lambda event, name=name: events.append(name))  # type: ignore[misc]
+    marker, go = tmp_path / "started", tmp_path / "go"
+    job = worker_app.fail_when_told.delay(str(marker), str(go))
+    with running_worker(tapp, concurrency=1):
+        wait_for(marker.exists, timeout=20)
+        job.cancel()
+        go.touch()
+        wait_for(lambda: events, timeout=10)
+        assert worker_app.add.delay(1, 2).result(timeout=20) == 3  # the worker carries on
+    assert events == ["cancelled"]
+    assert job.refresh().status == JobState.CANCELLED and job.attempts == 1
+
+
 def test_busy_worker_with_frequent_heartbeats_never_reports_a_false_lost_lease(
         tapp: Conveyor, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     # Jobs finish between the supervisor's snapshot and its heartbeat all the time: their cleared

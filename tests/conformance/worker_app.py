@@ -130,6 +130,15 @@ async def async_until_cancelled(marker: str) -> str:
     return "never"
 
 
+@app.task(name="fail_when_told", max_retries=3, retry_delay=0.01, retry_jitter=False)
+def fail_when_told(marker: str, go: str) -> None:
+    """Touches `marker`, then fails (a retryable error) once the file `go` exists."""
+    Path(marker).touch()
+    while not Path(go).exists():
+        time.sleep(0.005)
+    raise ValueError("told to fail")
+
+
 @app.task(name="progress_then_wait", max_retries=0)
 def progress_then_wait(marker: str) -> str:
     current_job().set_progress(40, "resizing")

@@ -120,9 +120,9 @@ class JobMachine(RuleBasedStateMachine):
             "retry later": (S.SCHEDULED, Finish(job.id, job.token or "", S.SCHEDULED, error=error, delay=3600.0)),
             "hand back": (S.QUEUED, Finish(job.id, job.token or "", S.QUEUED, release=True)),
         }[outcome]
-        assert self.backend.finish([finish]) == [True]
         if job.cancel_requested and target in (S.QUEUED, S.SCHEDULED):
             target = S.CANCELLED  # a cancel requested while it ran wins over a retry
+        assert self.backend.finish([finish]) == [target]
         if outcome == "hand back":
             job.attempts -= 1
         job.state, job.cancel_requested, job.stale_tokens = target, False, [*job.stale_tokens, job.token or ""]
@@ -134,7 +134,7 @@ class JobMachine(RuleBasedStateMachine):
     def finish_with_a_stale_lease(self, data: st.DataObject) -> None:
         job = self._pick(data, [j for j in self.jobs.values() if j.stale_tokens])
         token = data.draw(st.sampled_from(job.stale_tokens))
-        assert self.backend.finish([Finish(job.id, token, S.COMPLETED, result="2")]) == [False]
+        assert self.backend.finish([Finish(job.id, token, S.COMPLETED, result="2")]) == [None]
         assert self.backend.set_progress(Lease(job.id, token), 50, None) is False
 
     @precondition(lambda self: self._in(S.RUNNING))

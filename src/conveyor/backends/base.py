@@ -167,7 +167,7 @@ class Backend(Protocol):
         ...
 
     def finish_and_fetch(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, *,
-                         worker_id: str, lease_seconds: float) -> tuple[list[bool], list[JobRecord]]:
+                         worker_id: str, lease_seconds: float) -> tuple[list[JobState | None], list[JobRecord]]:
         """`finish(finishes)`, then `fetch(...)`, in one round trip: what a busy worker does each
         time round, so it costs one round trip per batch of jobs instead of two."""
         ...
@@ -176,8 +176,11 @@ class Backend(Protocol):
         """Extend the leases still held; report those lost and those cancelled meanwhile."""
         ...
 
-    def finish(self, finishes: Sequence[Finish]) -> list[bool]:
-        """Record attempts' outcomes; each is applied only if its lease is still held."""
+    def finish(self, finishes: Sequence[Finish]) -> list[JobState | None]:
+        """Record attempts' outcomes; each is applied only if its lease is still held. Returns per
+        finish the state the job was left in, or None where the lease was no longer held. That
+        state can differ from the finish's: a retry due now leaves the job queued, and a retry or a
+        hand-back of a job whose cancel was requested while it ran leaves it cancelled."""
         ...
 
     def set_progress(self, lease: Lease, progress: float, message: str | None) -> bool: ...

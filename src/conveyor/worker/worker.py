@@ -68,19 +68,20 @@ class Tally:
                 total.wait_total += wait
                 total.wait_max = max(total.wait_max, wait)
 
-    def ended(self, outcomes: Sequence[tuple[str, Finish]]) -> None:
-        """Count recorded outcomes, given as (queue, finish); finishes that hand a job back count nothing."""
+    def ended(self, outcomes: Sequence[tuple[str, Finish, JobState]]) -> None:
+        """Count recorded outcomes, given as (queue, finish, the state the store left the job in);
+        finishes that hand a job back count nothing, nor do attempts that ended cancelled."""
         now = time.time() + self.clock_offset
         with self._lock:
-            for queue, finish in outcomes:
+            for queue, finish, state in outcomes:
                 if finish.release:
                     continue
                 total = self._bucket(now, queue)
-                if finish.state == JobState.COMPLETED:
+                if state == JobState.COMPLETED:
                     total.completed += 1
-                elif finish.state == JobState.FAILED:
+                elif state == JobState.FAILED:
                     total.failed += 1
-                elif finish.state in (JobState.SCHEDULED, JobState.QUEUED):
+                elif state in (JobState.SCHEDULED, JobState.QUEUED):
                     total.retried += 1
 
     def take(self) -> list[MinuteStats]:
@@ -262,16 +263,17 @@ class Worker:
                 return
             running -= 1
 
-    def _recorded(self, batch: list[tuple[Attempt, Finish]], applied: list[bool]) -> None:
+    def _recorded(self, batch: list[tuple[Attempt, Finish]], applied: list[JobState | None]) -> None:
+        """`applied`: per finish, the state the store left its job in (None: the lease was gone)."""
         with self._lock:
             for attempt, _ in batch:
                 self.attempts.pop(attempt.record.id, None)
         self.processed += len(batch)
-        self.tally.ended([(attempt.record.queue, finish) for (attempt, finish), ok in zip(batch, applied, strict=True)
-                          if ok])
+        self.tally.ended([(attempt.record.queue, finish, state)
+                          for (attempt, finish), state in zip(batch, applied, strict=True) if state is not None])
         logged = logs.STATE_LOGGER.isEnabledFor(logging.INFO)
-        for (attempt, finish), ok in zip(batch, applied, strict=True):
-            self._announce(attempt, finish, ok, logged)
+        for (attempt, finish), state in zip(batch, applied, strict=True):
+            self._announce(attempt, finish, state, logged)
 
     def _start(self, records: list[JobRecord]) -> None:
         attempts = [Attempt(record) for record in records]
@@ -322,18 +324,18 @@ class Worker:
             raise
         self._recorded(batch, applied)
 
-    def _announce(self, attempt: Attempt, finish: Finish, applied: bool, logged: bool) -> None:
-        """Log a recorded outcome (if state changes are logged) and call its hooks (if any)."""
+    def _announce(self, attempt: Attempt, finish: Finish, state: JobState | None, logged: bool) -> None:
+        """Log a recorded outcome (if state changes are logged) and call its hooks (if any), by the
+        state the store left the job in: a retry of a job cancelled meanwhile is announced cancelled."""
         record = attempt.record
-        if not applied:
+        if state is None:
             logger.warning("job %s: outcome %s not recorded: this worker no longer holds its lease (it was "
                            "rescued, cancelled or retried meanwhile)", record.id, finish.state)
             return
-        event = _EVENT_OF_STATE[finish.state]
+        event = _EVENT_OF_STATE[state]
         hooked = not finish.release and self.app.hooks[event]
         if not logged and not hooked:
             return  # the common case at WARNING with no hooks: nothing to build
-        state = finish.state if finish.state != JobState.SCHEDULED or finish.delay > 0 else JobState.QUEUED
         error = f"{finish.error.type}: {finish.error.message}" if finish.error else None
         duration = (time.monotonic() - attempt.started) * 1000 if attempt.started is not None else None
         logs.state_change(record.id, record.task, record.queue, str(state), "running", attempt=record.attempts,
@@ -346,7 +348,7 @@ class Worker:
             from conveyor.serialization import decode_result
             result = decode_result(finish.result)
         self.app.emit(JobEvent(event, record, result=result, error=error,
-                               delay=finish.delay if finish.state == JobState.SCHEDULED else None))
+                               delay=finish.delay if event == "retrying" else None))
 
     # -- the supervisor: leases, cancels, timeouts, rescue, pruning -------------------------
 

@@ -305,14 +305,14 @@ class PostgresBackend:
 
     @translated
     def finish_and_fetch(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, *,
-                         worker_id: str, lease_seconds: float) -> tuple[list[bool], list[JobRecord]]:
+                         worker_id: str, lease_seconds: float) -> tuple[list[JobState | None], list[JobRecord]]:
         queues = list(dict.fromkeys(queues))
         if limit > 0:
             self._local.seen = self._wake_listener().snapshot(queues)  # before the claim: see wait_for_work
         claim = {"queues": queues, "limit": limit, "token": secrets.token_hex(8), "worker_id": worker_id,
                  "lease": float(lease_seconds)}
 
-        def body(cur: Cursor) -> tuple[set[str], list[dict[str, Any]]]:
+        def body(cur: Cursor) -> tuple[dict[str, JobState], list[dict[str, Any]]]:
             with cur.connection.cursor(row_factory=dict_row) as finished:
                 with cur.connection.pipeline():  # finish, promote, claim: sent together, one round trip
                     if finishes:
@@ -320,12 +320,12 @@ class PostgresBackend:
                     if limit > 0:
                         cur.execute(self._sql("promote"), {"queues": queues})
                         cur.execute(self._sql("fetch"), claim)
-                recorded = {row["id"] for row in finished.fetchall()} if finishes else set()
+                recorded = {row["id"]: JobState(row["state"]) for row in finished.fetchall()} if finishes else {}
             return recorded, cur.fetchall() if limit > 0 else []
 
         recorded, rows = self._run(body)
         records = sorted((_record(row) for row in rows), key=lambda r: (-r.priority, r.run_at, r.enqueued_at))
-        return [f.job_id in recorded for f in finishes], records
+        return [recorded.get(f.job_id) for f in finishes], records
 
     @translated
     def heartbeat(self, leases: Sequence[Lease], lease_seconds: float) -> HeartbeatReply:
@@ -339,7 +339,7 @@ class PostgresBackend:
                               cancel_requested=frozenset(row["id"] for row in rows if row["cancel_requested"]))
 
     @translated
-    def finish(self, finishes: Sequence[Finish]) -> list[bool]:
+    def finish(self, finishes: Sequence[Finish]) -> list[JobState | None]:
         return self.finish_and_fetch(finishes, (), 0, worker_id="", lease_seconds=0)[0] if finishes else []
 
     def _finish_params(self, finishes: Sequence[Finish]) -> dict[str, Any]:

@@ -451,15 +451,15 @@ class RedisBackend:
                               cancel_requested=frozenset(row[0] for row in rows if row[1] == 1))
 
     @translated
-    def finish(self, finishes: Sequence[Finish]) -> list[bool]:
+    def finish(self, finishes: Sequence[Finish]) -> list[JobState | None]:
         if not finishes:
             return []
-        return [flag == 1 for flag in self._run("finish", self._retry_queues(finishes),
-                                                [repr(self.retention.cancelled), *self._outcome_args(finishes)])]
+        return [JobState(state) if state else None for state in self._run(
+            "finish", self._retry_queues(finishes), [repr(self.retention.cancelled), *self._outcome_args(finishes)])]
 
     @translated
     def finish_and_fetch(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, *,
-                         worker_id: str, lease_seconds: float) -> tuple[list[bool], list[JobRecord]]:
+                         worker_id: str, lease_seconds: float) -> tuple[list[JobState | None], list[JobRecord]]:
         queues = list(dict.fromkeys(queues))
         if limit > 0:
             self._local.seen = self._wake_listener().snapshot(queues)  # before the claim: see wait_for_work
@@ -467,7 +467,7 @@ class RedisBackend:
                 repr(self.retention.cancelled), len(queues), *queues, *self._outcome_args(finishes)]
         outcomes, rows = self._run("finish_and_fetch", [*queues, *self._retry_queues(finishes)], args)
         records = sorted((_record(*row) for row in rows), key=lambda r: (-r.priority, r.run_at, r.enqueued_at))
-        return [flag == 1 for flag in outcomes], records
+        return [JobState(state) if state else None for state in outcomes], records
 
     def _retry_queues(self, finishes: Sequence[Finish]) -> list[str]:
         # Only a job going back to wait needs its queue's keys: the common case costs one round trip.

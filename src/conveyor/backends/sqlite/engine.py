@@ -311,7 +311,7 @@ class SQLiteBackend:
             return self._claim(conn, queues, limit, worker_id, lease_seconds)
 
     def finish_and_fetch(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, *,
-                         worker_id: str, lease_seconds: float) -> tuple[list[bool], list[JobRecord]]:
+                         worker_id: str, lease_seconds: float) -> tuple[list[JobState | None], list[JobRecord]]:
         with self._write() as conn:
             applied = self._finish(conn, finishes)
             return applied, self._claim(conn, queues, limit, worker_id, lease_seconds) if limit > 0 else []
@@ -351,11 +351,11 @@ class SQLiteBackend:
             cancel_requested=frozenset(row["id"] for row in rows if row["cancel_requested"]),
         )
 
-    def finish(self, finishes: Sequence[Finish]) -> list[bool]:
+    def finish(self, finishes: Sequence[Finish]) -> list[JobState | None]:
         with self._write() as conn:
             return self._finish(conn, finishes)
 
-    def _finish(self, conn: sqlite3.Connection, finishes: Sequence[Finish]) -> list[bool]:
+    def _finish(self, conn: sqlite3.Connection, finishes: Sequence[Finish]) -> list[JobState | None]:
         if not finishes:
             return []
         now = self.now()
@@ -363,10 +363,10 @@ class SQLiteBackend:
                   item.error.to_json() if item.error else None, item.delay, int(item.release),
                   now + self.retention.for_state(item.state) if item.state in FINISHED_STATES else None]
                  for item in finishes]
-        recorded = {row[0] for row in conn.execute(_sql("finish"), {
+        recorded = {row[0]: JobState(row[1]) for row in conn.execute(_sql("finish"), {
             "finishes": json.dumps(batch), "now": now, "cancelled_expires_at": now + self.retention.cancelled,
         })}
-        return [item.job_id in recorded for item in finishes]
+        return [recorded.get(item.job_id) for item in finishes]
 
     def set_progress(self, lease: Lease, progress: float, message: str | None) -> bool:
         with self._write() as conn:

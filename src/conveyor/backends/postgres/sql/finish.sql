@@ -35,4 +35,4 @@ SET state = CASE WHEN j.cancel_requested AND f.state IN ('scheduled', 'queued') 
     cancel_requested = false
 FROM held AS f, clock
 WHERE j.seq = f.seq
-RETURNING j.id
+RETURNING j.id, j.state

@@ -3,7 +3,8 @@
 -- ARGV: the common header (all those queues), limit, lease token, worker id, lease seconds, cancelled
 --       retention seconds, the number n of queues to fetch from, their n names, then 8 values per
 --       outcome (see record_outcomes in lib.lua).
--- returns: {outcomes (1|0 each), claimed jobs ({job JSON, payload, result, errors} each)}.
+-- returns: {outcomes (each the state a job was left in, or '': see record_outcomes), claimed jobs
+--          ({job JSON, payload, result, errors} each)}.
 -- guarantee: atomic: the outcomes are recorded and the slots they free refilled in one step.
 local t = now()
 local fetch_count = tonumber(arg(6))

@@ -251,7 +251,8 @@ end
 -- Record attempts' outcomes, 8 values each in ARGV[first..last]: job id, lease token, target state
 -- (completed|failed|cancelled|scheduled|queued), result JSON ('' = none), error JSON ('' = none),
 -- delay seconds (retries), release (1 = handed back unstarted: the attempt is not counted),
--- retention seconds (finished states). Returns per outcome 1 if recorded, 0 if the lease was gone.
+-- retention seconds (finished states). Returns per outcome the state the job was left in, or '' if the
+-- lease was gone.
 -- A job whose cancel was requested while it ran is never retried or handed back: it ends cancelled.
 local function record_outcomes(first, last, cancelled_ttl, t)
   local out = {}
@@ -259,7 +260,7 @@ local function record_outcomes(first, last, cancelled_ttl, t)
     local id, token, target = ARGV[b], ARGV[b + 1], ARGV[b + 2]
     local job = load(id)
     if not job or job.state ~= 'running' or job.lease_token ~= token then
-      out[#out + 1] = 0
+      out[#out + 1] = ''
     else
       leave(job)
       if ARGV[b + 3] ~= '' then redis.call('HSET', K_RESULTS, id, ARGV[b + 3]) else redis.call('HDEL', K_RESULTS, id) end
@@ -280,7 +281,7 @@ local function record_outcomes(first, last, cancelled_ttl, t)
         job.cancel_requested = nil
       end
       enter(job, target)
-      out[#out + 1] = 1
+      out[#out + 1] = target
     end
   end
   return out

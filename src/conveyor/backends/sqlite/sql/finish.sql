@@ -4,7 +4,7 @@
 --       error (an object or null), delay, release (1 = handed back unstarted: the attempt is not
 --       counted), expires_at (null unless the state is final)]
 --      :now :cancelled_expires_at
--- out: the ids recorded.
+-- out: the ids recorded, each with the state its job was left in.
 -- guarantee: changes nothing for a job not running under its lease token. A job whose cancel was
 --            requested while it ran is never retried or handed back: it ends cancelled.
 UPDATE conveyor_jobs
@@ -26,4 +26,4 @@ FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS t
              json_extract(value, '$[6]') AS release, json_extract(value, '$[7]') AS expires_at
       FROM json_each(:finishes)) AS f
 WHERE conveyor_jobs.id = f.id AND conveyor_jobs.lease_token = f.token AND conveyor_jobs.state = 'running'
-RETURNING conveyor_jobs.id
+RETURNING conveyor_jobs.id, conveyor_jobs.state
