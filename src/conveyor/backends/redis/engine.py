@@ -18,16 +18,14 @@ import itertools
 import json
 import os
 import secrets
-import ssl
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib import resources
-from typing import Any, TypeVar, cast
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, cast
 
 import hiredis
 import redis
@@ -45,14 +43,12 @@ from conveyor.backends.base import (
     ScheduleState,
     WorkerInfo,
 )
+from conveyor.backends.redis.errors import explain
 from conveyor.backends.redis.keys import Keys
 from conveyor.backends.shared import refusal, safe_url, translated
 from conveyor.backends.wake import WakeBoard
 from conveyor.errors import BackendError
 from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
-
-F = TypeVar("F", bound=Callable[..., Any])
-E = TypeVar("E", bound=BaseException)
 
 MIN_VERSION = (6, 2)
 SCRIPTS = ("enqueue", "heartbeat", "finish", "finish_and_fetch", "set_progress", "rescue_expired", "cancel",
@@ -100,28 +96,6 @@ def _schedule_state(name: str, raw: str) -> ScheduleState:
     state = json.loads(raw)
     return ScheduleState(name=name, last_tick=float(state["last_tick"]), paused=bool(state.get("paused")),
                          last_job_id=state.get("last_job_id"), last_fired_at=_float(state, "last_fired_at"))
-
-
-def _chained(exc: BaseException, kind: type[E]) -> E | None:
-    """`exc` or the first exception of `kind` it was raised from or during (redis-py wraps socket
-    and TLS errors in its ConnectionError)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def _acl_hint(exc: redis.RedisError) -> str:
-    """What to do when the URL's ACL user may not run a command, touch a key or publish (in a script)."""
-    if isinstance(exc, redis.exceptions.NoPermissionError) or "user executing the script can't" in str(exc):
-        return ("; the URL's ACL user lacks a permission conveyor needs (keys ~conveyor:*, channels "
-                "&conveyor:* and the commands listed under \"Passwords, ACL users and TLS\" in conveyor's "
-                "Redis docs)")
-    return ""
 
 
 def _job_args(job: NewJob) -> list[str]:
@@ -260,47 +234,8 @@ class RedisBackend:
     def errors(self) -> Iterator[None]:
         try:
             yield
-        except redis.AuthenticationError as exc:
-            raise BackendError(self._credentials_refused(exc)) from exc
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise BackendError(self._unreachable(exc)) from exc
         except redis.RedisError as exc:
-            raise BackendError(f"Redis at {self._safe_url} refused a command: {exc}{_acl_hint(exc)}") from exc
-
-    def _credentials_refused(self, exc: redis.AuthenticationError) -> str:
-        # Redis's own words never hold the password; the URL is shown without it.
-        reason = str(exc).strip().rstrip(".")
-        parts = urlsplit(self.url)
-        if parts.password is None and "password" not in parse_qs(parts.query):
-            return (f"Redis at {self._safe_url} wants a password and the URL has none ({reason}): write it into "
-                    "the URL, redis://:PASSWORD@host:6379/0, or redis://USER:PASSWORD@host:6379/0 for an ACL user")
-        return (f"Redis at {self._safe_url} refused the user and password in the URL ({reason}): check them; "
-                "an ACL user must exist and be on, and @ : / % in a password are written %40 %3A %2F %25")
-
-    def _unreachable(self, exc: redis.RedisError) -> str:
-        verify = _chained(exc, ssl.SSLCertVerificationError)
-        if verify is not None:
-            reason = str(verify.verify_message or verify.reason or verify).strip().rstrip(".")
-            if verify.verify_code == 62:  # X509_V_ERR_HOSTNAME_MISMATCH
-                return (f"Redis at {self._safe_url} presented a TLS certificate for another host name ({reason}): "
-                        "connect by a name or address the certificate lists")
-            return (f"Redis at {self._safe_url} presented a TLS certificate conveyor does not trust ({reason}): "
-                    "if a private CA signed it, name that CA's certificate in the URL, ?ssl_ca_certs=/path/to/ca.pem")
-        handshake = _chained(exc, ssl.SSLError)
-        if handshake is not None and "certificate" in str(handshake).lower():  # what a server says of ours
-            return (f"Redis at {self._safe_url} refused the TLS handshake over the client certificate "
-                    f"({handshake}): a server with tls-auth-clients wants one signed by a CA it trusts, named in "
-                    "the URL, ssl_certfile=/path/to/cert.pem&ssl_keyfile=/path/to/key.pem")
-        if handshake is not None:
-            return (f"the TLS handshake with Redis at {self._safe_url} failed ({handshake}): does the server "
-                    "speak TLS on that port (its tls-port), or is the URL meant to be redis://?")
-        if not self.url.lower().startswith("rediss:"):
-            return f"cannot reach Redis at {self._safe_url}: {exc}; is redis-server running there?"
-        if _chained(exc, FileNotFoundError) is not None:
-            return (f"cannot connect to Redis at {self._safe_url}: a TLS file the URL names does not exist "
-                    "(check ssl_ca_certs, ssl_certfile and ssl_keyfile)")
-        return (f"cannot reach Redis at {self._safe_url}: {exc}; is redis-server running there, speaking TLS "
-                "on that port (its tls-port)?")
+            raise BackendError(explain(exc, self.url)) from exc
 
     def _run(self, script: str, queues: Sequence[str], args: Sequence[Any]) -> Any:
         keys, header = self.keys.layout(queues)
