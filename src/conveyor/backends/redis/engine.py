@@ -98,6 +98,11 @@ def _schedule_state(name: str, raw: str) -> ScheduleState:
                          last_job_id=state.get("last_job_id"), last_fired_at=_float(state, "last_fired_at"))
 
 
+def _left_in(outcomes: Sequence[str]) -> list[JobState | None]:
+    """record_outcomes's reply: per outcome the state a job was left in, '' where the lease was gone."""
+    return [JobState(state) if state else None for state in outcomes]
+
+
 def _job_args(job: NewJob) -> list[str]:
     return [job.id, job.task, job.queue, str(job.priority), job.payload, repr(float(job.delay)),
             "" if job.run_at is None else repr(float(job.run_at)), str(job.max_attempts),
@@ -300,8 +305,12 @@ class RedisBackend:
     def enqueue(self, jobs: Sequence[NewJob]) -> list[JobRecord]:
         if not jobs:
             return []
-        return self._enqueued(jobs, self._run("enqueue", [job.queue for job in jobs],
-                                              [a for job in jobs for a in _job_args(job)]))
+        return self._enqueued(jobs, self._evalsha("enqueue", *self._enqueue_call(jobs)))
+
+    def _enqueue_call(self, jobs: Sequence[NewJob]) -> tuple[list[str], list[str]]:
+        """KEYS and ARGV of enqueue.lua for `jobs`."""
+        keys, header = self.keys.layout([job.queue for job in jobs])
+        return keys, [*header, *(a for job in jobs for a in _job_args(job))]
 
     @translated
     def enqueue_batches(self, batches: Iterable[Sequence[NewJob]]) -> list[JobRecord]:
@@ -337,9 +346,7 @@ class RedisBackend:
         for batch in batches:
             if batch:
                 sent.append(batch)
-                keys, header = self.keys.layout([job.queue for job in batch])
-                args = [*header, *(a for job in batch for a in _job_args(job))]
-                connection.send_packed_command([self._packed("enqueue", keys, args)])
+                connection.send_packed_command([self._packed("enqueue", *self._enqueue_call(batch))])
             if len(sent) > 1:
                 confirm_oldest()
         while sent:
@@ -389,8 +396,8 @@ class RedisBackend:
     def finish(self, finishes: Sequence[Finish]) -> list[JobState | None]:
         if not finishes:
             return []
-        return [JobState(state) if state else None for state in self._run(
-            "finish", self._retry_queues(finishes), [repr(self.retention.cancelled), *self._outcome_args(finishes)])]
+        return _left_in(self._run("finish", self._retry_queues(finishes),
+                                  [repr(self.retention.cancelled), *self._outcome_args(finishes)]))
 
     @translated
     def finish_and_fetch(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, *,
@@ -402,7 +409,7 @@ class RedisBackend:
                 repr(self.retention.cancelled), len(queues), *queues, *self._outcome_args(finishes)]
         outcomes, rows = self._run("finish_and_fetch", [*queues, *self._retry_queues(finishes)], args)
         records = sorted((_record(*row) for row in rows), key=lambda r: (-r.priority, r.run_at, r.enqueued_at))
-        return [JobState(state) if state else None for state in outcomes], records
+        return _left_in(outcomes), records
 
     def _retry_queues(self, finishes: Sequence[Finish]) -> list[str]:
         # Only a job going back to wait needs its queue's keys: the common case costs one round trip.
