@@ -99,8 +99,8 @@ def main() -> None:
 @click.option("--shutdown-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
               envvar="CONVEYOR_SHUTDOWN_TIMEOUT", help="Seconds running jobs get to finish on SIGTERM.")
 @click.option("--prefetch", type=click.IntRange(min=0), envvar="CONVEYOR_PREFETCH",
-              help="Jobs claimed beyond those that can start now (default: automatic, up to the concurrency "
-                   "while jobs take under 1 ms; 0: never).")
+              help="Jobs claimed beyond those that can start now (default: automatic, while jobs take under "
+                   "1 ms: 4 per slot on Redis and PostgreSQL, 1 on SQLite; 0: never).")
 @click.option("--lease", type=click.FloatRange(min=0.1), envvar="CONVEYOR_LEASE",
               help="Lease length in seconds (default: the app's, 30).")
 @click.option("--heartbeat", type=click.FloatRange(min=0.05), envvar="CONVEYOR_HEARTBEAT",

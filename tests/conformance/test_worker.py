@@ -345,22 +345,28 @@ def test_prefetched_sync_and_async_jobs_never_run_beyond_the_concurrency(tapp: C
     assert worker_app.GAUGE.most == 2
 
 
-def test_jobs_prefetched_behind_jobs_that_turn_long_go_back_to_the_queue(tapp: Conveyor) -> None:
-    """After short jobs the worker claims more than it can start; when the jobs it starts turn out
-    long, the ones waiting behind them go back to the queue, where another worker takes them."""
+def test_jobs_prefetched_behind_jobs_that_turn_long_go_back_to_the_queue(tapp: Conveyor,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """After short jobs the worker claims more than it can start (the engine's prefetch per slot);
+    when the jobs it starts turn out long, the ones waiting behind them go back to the queue, where
+    another worker takes them."""
+    per_slot = tapp.backend.capabilities.prefetch_per_slot
     with running_worker(tapp, concurrency=2) as busy:
         worker_app.add.map([(i, i) for i in range(20)])
         wait_for(lambda: busy.processed == 20, timeout=10)
         assert busy._short_jobs, "the warm-up jobs were not short enough to turn prefetching on"
-        tapp.pause("default")  # the four jobs below become claimable together
+        tapp.pause("default")  # the jobs below become claimable together
         naps = [worker_app.nap.delay(3) for _ in range(2)]
-        behind = [worker_app.add.delay(1, i) for i in range(2)]
-        tapp.resume("default")
-        wait_for(lambda: all(job.status == JobState.RUNNING for job in naps), timeout=10)
-        wait_for(lambda: len(busy.attempts) == 2, timeout=2)
+        behind = [worker_app.add.delay(1, i) for i in range(2 * per_slot + 2)]
+        with caplog.at_level("INFO", logger="conveyor.jobs"):
+            tapp.resume("default")
+            wait_for(lambda: all(job.status == JobState.RUNNING for job in naps), timeout=10)
+            wait_for(lambda: len(busy.attempts) == 2, timeout=2)
+        handed_back = [r for r in caplog.records if "handed back" in r.getMessage()]
+        assert len(handed_back) == 2 * per_slot, "the claim took the two slots and the prefetch behind them"
         assert all(job.status == JobState.QUEUED for job in behind)
         with running_worker(tapp, concurrency=1):
-            assert [job.result(timeout=2) for job in behind] == [1, 2]
+            assert [job.result(timeout=2) for job in behind] == list(range(1, len(behind) + 1))
         assert all(job.status == JobState.RUNNING for job in naps), "the short jobs waited for the long ones"
 
 

@@ -1,5 +1,5 @@
 """After sub-millisecond jobs the worker gathers the rest of a burst of finishes into one round trip
-and claims up to its concurrency more than it can start (the automatic prefetch); after a longer
+and claims more than it can start (the automatic prefetch: the engine's prefetch_per_slot per slot); after a longer
 job it does neither (Worker._take_finished, _gather, _capacity). Deterministic: a finish already
 waiting in the queue is taken only if the worker waits for the burst."""
 
@@ -56,12 +56,13 @@ def test_prefetched_jobs_not_started_are_not_part_of_the_burst(tmp_path: Path) -
     assert [a.record.id for a, _ in batch] == ["a"] and worker._done.qsize() == 1
 
 
-def test_after_short_jobs_the_worker_claims_up_to_its_concurrency_more(tmp_path: Path) -> None:
+def test_after_short_jobs_the_worker_claims_the_engines_prefetch_per_slot_more(tmp_path: Path) -> None:
     short, other = attempt("a", 0.0001), attempt("b", 0.0001)
     worker = worker_holding(tmp_path, short, other)
     worker._done.put(finished(short))
     worker._done.put(finished(other))
     assert len(worker._take_finished()) == 2
+    assert worker.app.backend.capabilities.prefetch_per_slot == 1  # SQLite: no round trip to hide
     assert worker._capacity(freed=2) == 8 + 8
 
 

@@ -60,10 +60,16 @@ class Finish:
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """What an engine can do beyond the contract; conformance tests skip with the reason."""
+    """What an engine can do beyond the contract (conformance tests skip with the reason), and
+    how a worker drives it best."""
 
     transactional_enqueue: bool = False
     shared_across_machines: bool = False
+    # The worker's automatic prefetch, in jobs per slot, while jobs are short. Over a network it
+    # hides the round trip and spreads each call's fixed cost: 4 (Celery's default multiplier) drains
+    # no-op jobs 1.2x faster on Redis and 1.5x on PostgreSQL than 1. SQLite has no round trip to hide,
+    # and claiming 4 per slot there drained 0.9x as fast as 1.
+    prefetch_per_slot: int = 1
 
 
 @dataclass(frozen=True, slots=True)

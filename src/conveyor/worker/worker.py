@@ -108,9 +108,10 @@ class Worker:
 
     A worker holds at most `concurrency + prefetch` jobs: it claims what it can start now, plus
     `prefetch` more. `prefetch=None` (the default) is automatic: while jobs take under a millisecond
-    it claims up to `concurrency` more, which keeps the slots busy during the round trip to the
-    store; otherwise none, and a prefetched job that waits `_PREFETCH_HOLD` for a slot goes back to
-    the queue, so a worker never hoards work that another worker could run.
+    it claims `capabilities.prefetch_per_slot` more per slot (4 on Redis and PostgreSQL, 1 on
+    SQLite), which keeps the slots busy during the round trip to the store; otherwise none, and a
+    prefetched job that waits `_PREFETCH_HOLD` for a slot goes back to the queue, so a worker never
+    hoards work that another worker could run.
     """
 
     def __init__(self, app: Conveyor, *, queues: Sequence[str] | None = None, concurrency: int | None = None,
@@ -200,7 +201,9 @@ class Worker:
 
     def _capacity(self, freed: int = 0) -> int:
         """Jobs this worker can claim now; `freed` attempts are finished but not yet recorded."""
-        prefetch = self.prefetch if self.prefetch is not None else self.concurrency if self._short_jobs else 0
+        per_slot = self.app.backend.capabilities.prefetch_per_slot
+        automatic = per_slot * self.concurrency if self._short_jobs else 0
+        prefetch = self.prefetch if self.prefetch is not None else automatic
         capacity = self.concurrency + prefetch - len(self.attempts) + freed
         if self.max_jobs is not None:
             capacity = min(capacity, self.max_jobs - self.fetched)

@@ -136,7 +136,7 @@ class _Pool(ConnectionPool):
 
 
 class PostgresBackend:
-    capabilities = Capabilities(transactional_enqueue=True, shared_across_machines=True)
+    capabilities = Capabilities(transactional_enqueue=True, shared_across_machines=True, prefetch_per_slot=4)
 
     def __init__(self, url: str, *, retention: Retention | None = None, schema: str = "conveyor",
                  pool_size: int = 10, connect_timeout: float = 10.0, socket_timeout: float = 10.0) -> None:

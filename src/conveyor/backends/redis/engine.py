@@ -189,7 +189,7 @@ class _WakeListener(WakeBoard):
 
 
 class RedisBackend:
-    capabilities = Capabilities(transactional_enqueue=False, shared_across_machines=True)
+    capabilities = Capabilities(transactional_enqueue=False, shared_across_machines=True, prefetch_per_slot=4)
 
     def __init__(self, url: str, *, retention: Retention | None = None, namespace: str = "conveyor",
                  socket_timeout: float = 10.0) -> None:
