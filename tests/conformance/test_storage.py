@@ -181,6 +181,22 @@ def test_finish_and_fetch_records_outcomes_then_refills_the_slots(backend: Backe
     assert backend.finish_and_fetch([], ["default"], 0, worker_id="w1", lease_seconds=30) == ([], [])
 
 
+def test_send_finish_and_fetch_does_the_same_its_reply_read_in_two_steps(backend: Backend) -> None:
+    ids = [r.id for r in backend.enqueue([new_job(priority=i % 2) for i in range(5)])]
+    [first] = fetch(backend, 1)  # the first of priority 1
+    done = Finish(first.id, first.lease_token or "", JobState.COMPLETED, result="1")
+    stale = Finish("never-held", "token", JobState.COMPLETED, result="1")
+    reply = backend.send_finish_and_fetch([done, stale], ["default"], 3, worker_id="w1", lease_seconds=30)
+    # a second call sent once the first reply is in, before its jobs are read (as the worker does)
+    assert reply.wait() == ([JobState.COMPLETED, None], 3)
+    following = backend.send_finish_and_fetch([], ["default"], 3, worker_id="w1", lease_seconds=30)
+    claimed = reply.records()
+    assert [r.id for r in claimed] == [ids[3], ids[0], ids[2]] and {r.state for r in claimed} == {JobState.RUNNING}
+    assert following.wait() == ([], 1) and [r.id for r in following.records()] == [ids[4]]
+    stored = backend.get(first.id)
+    assert stored is not None and stored.state == JobState.COMPLETED and stored.result == "1"
+
+
 def test_finish_is_refused_without_the_lease(backend: Backend) -> None:
     backend.enqueue([new_job()])
     [job] = fetch(backend)

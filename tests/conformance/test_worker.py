@@ -293,6 +293,20 @@ def test_hooks_fire_and_a_failing_hook_does_not_stop_the_worker(tapp: Conveyor) 
     assert events.count(("started", "fail_always")) == 3
 
 
+def test_hooks_that_use_the_store_during_a_drain_get_their_own_replies(tapp: Conveyor) -> None:
+    # A started hook runs on the worker's main loop, which may have its next call to the store in
+    # flight meanwhile (Capabilities.fetch_in_background): the hook's calls must not read its reply.
+    @tapp.on("started")
+    def echo(event: JobEvent) -> None:
+        worker_app.add.with_options(queue="echo").delay(event.job.attempts, 0)
+
+    jobs = worker_app.add.map([(i, 1) for i in range(400)])
+    worker = Worker(tapp, burst=True)
+    worker.run(install_signals=False)
+    assert worker.processed == 400 and [job.result(timeout=1) for job in jobs] == [i + 1 for i in range(400)]
+    assert tapp.counts()["echo"] == {JobState.QUEUED: 400}
+
+
 def test_a_retry_the_store_turns_into_a_cancel_is_announced_as_cancelled(
         tapp: Conveyor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The cancel lands between heartbeats, so the job is still running when it fails: the worker

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from conveyor import BackendError, ConfigurationError, Conveyor, JobState
+from conveyor.backends.base import Finish
 from tests.conformance import worker_app
 from tests.conformance.test_worker import running_worker
 from tests.conftest import wait_for
@@ -60,6 +61,30 @@ def test_a_pipelined_map_survives_a_fault_and_stores_each_job_once(tapp: Conveyo
     assert len({job.id for job in jobs}) == 2500 and all(job.created for job in jobs)
     assert [job.args for job in jobs] == [[i, i] for i in range(2500)]
     assert tapp.counts()["default"] == {JobState.QUEUED: 2501}
+    admin.close()
+
+
+@pytest.mark.parametrize("fault", ["script cache flushed", "connection killed"])
+def test_a_fetch_sent_in_the_background_survives_a_fault_and_claims_once(tapp: Conveyor, redis_server: RedisServer,
+                                                                         fault: str) -> None:
+    # Why Redis only: only this engine sends a worker's next call before reading its reply (on a
+    # connection of its own); after a flushed script cache or a lost connection it must go again,
+    # and its jobs be claimed once.
+    admin = redis.Redis(port=redis_server.port)
+    backend = tapp.backend
+    ids = [job.id for job in worker_app.add.map([(i, i) for i in range(6)])]
+    first = backend.send_finish_and_fetch([], ["default"], 2, worker_id="w1", lease_seconds=30)
+    assert first.wait()[1] == 2  # opens the background connection
+    if fault == "script cache flushed":
+        admin.script_flush()
+    else:
+        admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    [one, two] = first.records()
+    finishes = [Finish(job.id, job.lease_token or "", JobState.COMPLETED, result="1") for job in (one, two)]
+    reply = backend.send_finish_and_fetch(finishes, ["default"], 3, worker_id="w1", lease_seconds=30)
+    assert reply.wait() == ([JobState.COMPLETED, JobState.COMPLETED], 3)
+    assert [job.id for job in reply.records()] == ids[2:5]
+    assert tapp.counts()["default"] == {JobState.COMPLETED: 2, JobState.RUNNING: 3, JobState.QUEUED: 1}
     admin.close()
 
 

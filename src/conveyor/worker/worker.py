@@ -15,7 +15,7 @@ from typing import Literal
 
 from conveyor import logs
 from conveyor.app import Conveyor, JobEvent
-from conveyor.backends.base import Finish, MinuteStats, Retention, WorkerInfo
+from conveyor.backends.base import FetchReply, Finish, MinuteStats, Retention, WorkerInfo
 from conveyor.errors import ConfigurationError, ConveyorError
 from conveyor.job import JobRecord, JobState
 from conveyor.options import check_queue
@@ -164,7 +164,9 @@ class Worker:
     def run(self, *, install_signals: bool = True) -> None:
         if install_signals and threading.current_thread() is threading.main_thread():
             handle_stop_signals(self._on_first_signal, self._on_second_signal)
-        self.app.backend  # open (and create) the store before announcing readiness  # noqa: B018
+        backend = self.app.backend  # open (and create) the store before announcing readiness
+        if isinstance(self.pool, LocalPool):
+            self.pool.hand_over = backend.capabilities.fetch_in_background
         self.pool.start()
         self._report()
         self._supervisor.start()
@@ -199,14 +201,15 @@ class Worker:
                 logger.warning("worker %s: the store failed (%s); trying again in %.1fs", self.id, exc, backoff)
                 self.stopping.wait(backoff)
 
-    def _capacity(self, freed: int = 0) -> int:
-        """Jobs this worker can claim now; `freed` attempts are finished but not yet recorded."""
+    def _capacity(self, freed: int = 0, coming: int = 0) -> int:
+        """Jobs this worker can claim now; `freed` attempts are finished but not yet recorded, and
+        `coming` jobs are claimed but not yet started."""
         per_slot = self.app.backend.capabilities.prefetch_per_slot
         automatic = per_slot * self.concurrency if self._short_jobs else 0
         prefetch = self.prefetch if self.prefetch is not None else automatic
-        capacity = self.concurrency + prefetch - len(self.attempts) + freed
+        capacity = self.concurrency + prefetch - len(self.attempts) - coming + freed
         if self.max_jobs is not None:
-            capacity = min(capacity, self.max_jobs - self.fetched)
+            capacity = min(capacity, self.max_jobs - self.fetched - coming)
         return capacity
 
     def _finished_max_jobs(self) -> bool:
@@ -214,27 +217,60 @@ class Worker:
 
     def _record_and_claim(self) -> bool:
         """Record the attempts that finished and claim jobs for every free slot, in one round trip
-        to the store; returns whether it claimed any."""
+        to the store; returns whether it claimed any. On an engine that fetches in the background,
+        while claims come back full the next call goes out as soon as a reply is in, before that
+        reply's jobs are started: the store works on it while this thread starts them."""
         batch = self._take_finished()
-        capacity = self._capacity(freed=len(batch))
-        if not batch and capacity <= 0:
+        limit = self._capacity(freed=len(batch))
+        if not batch and limit <= 0:
             return False
+        reply: FetchReply | None = self._send(batch, max(limit, 0))
+        claimed = False
+        while reply is not None:
+            try:
+                applied, count = reply.wait()
+            except ConveyorError:
+                self._unreported = batch  # the store is away: report again next time round
+                raise
+            following, next_reply, limit = self._send_next(len(batch), count, limit)
+            records = reply.records()
+            self._recorded(batch, applied)
+            if records:
+                faults.point("after_claim")
+            self._start(records)
+            claimed = claimed or bool(records)
+            batch, reply = following, next_reply
+        return claimed
+
+    def _send(self, batch: list[tuple[Attempt, Finish]], limit: int) -> FetchReply:
         if batch:
             faults.point("before_finish")
         try:
-            applied, records = self.app.backend.finish_and_fetch(
-                [finish for _, finish in batch], self.queues, max(capacity, 0), worker_id=self.id,
-                lease_seconds=self.lease_seconds)
+            return self.app.backend.send_finish_and_fetch([finish for _, finish in batch], self.queues, limit,
+                                                          worker_id=self.id, lease_seconds=self.lease_seconds)
         except ConveyorError:
-            self._unreported = batch  # the store is away: report again next time round
+            self._unreported = batch
             raise
-        self._recorded(batch, applied)
-        if records:
-            faults.point("after_claim")
-        self._start(records)
-        return bool(records)
 
-    def _take_finished(self) -> list[tuple[Attempt, Finish]]:
+    def _send_next(self, recording: int, claimed: int, limit: int
+                   ) -> tuple[list[tuple[Attempt, Finish]], FetchReply | None, int]:
+        """The next call, sent before the `claimed` jobs of the last reply are started (while
+        `recording` outcomes are being recorded), if the engine fetches in the background and the
+        claim came back full: the outcomes that came in meanwhile and the room left. Otherwise, or
+        if it cannot be sent, those outcomes wait for the next time round."""
+        if claimed < limit or limit <= 0 or self.stopping.is_set() or \
+                not self.app.backend.capabilities.fetch_in_background:
+            return [], None, 0
+        following = self._take_finished(gather=False)
+        room = self._capacity(freed=recording + len(following), coming=claimed)
+        if not following and room <= 0:
+            return [], None, 0
+        try:
+            return following, self._send(following, max(room, 0)), max(room, 0)
+        except ConveyorError:
+            return [], None, 0  # kept in _unreported by _send; the next time round meets the error
+
+    def _take_finished(self, *, gather: bool = True) -> list[tuple[Attempt, Finish]]:
         batch, self._unreported = self._unreported, []
         while True:
             try:
@@ -243,7 +279,7 @@ class Worker:
                 break
         if batch:
             self._short_jobs = all(attempt.ran_for <= _GATHER_MAX for attempt, _ in batch)
-            if self._short_jobs:
+            if self._short_jobs and gather:
                 self._gather(batch)
         return batch
 

@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 from conveyor.backends.base import (
     STATS_RETENTION,
     Capabilities,
+    FetchesNow,
     Finish,
     HeartbeatReply,
     Lease,
@@ -135,7 +136,7 @@ class _Pool(ConnectionPool):
             ConnectionPool.check_connection(conn)
 
 
-class PostgresBackend:
+class PostgresBackend(FetchesNow):
     capabilities = Capabilities(transactional_enqueue=True, shared_across_machines=True, prefetch_per_slot=4)
 
     def __init__(self, url: str, *, retention: Retention | None = None, schema: str = "conveyor",

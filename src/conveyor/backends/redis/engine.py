@@ -22,8 +22,9 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from functools import partial
 from importlib import resources
 from typing import Any, cast
 
@@ -35,6 +36,7 @@ from redis.retry import Retry
 from conveyor.backends.base import (
     STATS_RETENTION,
     Capabilities,
+    FetchReply,
     Finish,
     HeartbeatReply,
     Lease,
@@ -101,6 +103,28 @@ def _schedule_state(name: str, raw: str) -> ScheduleState:
 def _left_in(outcomes: Sequence[str]) -> list[JobState | None]:
     """record_outcomes's reply: per outcome the state a job was left in, '' where the lease was gone."""
     return [JobState(state) if state else None for state in outcomes]
+
+
+def _claimed(rows: Sequence[Sequence[str]]) -> list[JobRecord]:
+    """The jobs a claim returned, in claim order."""
+    return sorted((_record(*row) for row in rows), key=lambda r: (-r.priority, r.run_at, r.enqueued_at))
+
+
+class _FetchReply:
+    """The reply to RedisBackend.send_finish_and_fetch: `read` waits for it (with the retries and
+    the script loading of any script call)."""
+
+    def __init__(self, backend: RedisBackend, read: Callable[[], Any]) -> None:
+        self._backend, self._read = backend, read
+        self._rows: list[Any] = []
+
+    def wait(self) -> tuple[list[JobState | None], int]:
+        with self._backend.errors():
+            outcomes, self._rows = self._read()
+        return _left_in(outcomes), len(self._rows)
+
+    def records(self) -> list[JobRecord]:
+        return _claimed(self._rows)
 
 
 def _job_args(job: NewJob) -> list[str]:
@@ -189,7 +213,8 @@ class _WakeListener(WakeBoard):
 
 
 class RedisBackend:
-    capabilities = Capabilities(transactional_enqueue=False, shared_across_machines=True, prefetch_per_slot=4)
+    capabilities = Capabilities(transactional_enqueue=False, shared_across_machines=True, prefetch_per_slot=8,
+                                fetch_in_background=True)
 
     def __init__(self, url: str, *, retention: Retention | None = None, namespace: str = "conveyor",
                  socket_timeout: float = 10.0) -> None:
@@ -253,32 +278,50 @@ class RedisBackend:
         A lost connection is retried on a new one with redis-py's retry policy (redis-py closes a
         connection whose command was cut short, so no reply is left behind on it); a flushed
         script cache goes through redis-py's path, which loads the script again."""
-        command = self._packed(name, keys, args)
         connection = self._script_connection()
+        command = self._packed(name, keys, args)
+        return self._reply(connection, command, name, keys, args, sent=self._send(connection, command))
 
+    @staticmethod
+    def _send(connection: Any, command: bytes) -> bool:
+        """Send a packed command; False if the connection failed (`_reply` sends it again)."""
+        try:
+            connection.send_packed_command([command])
+            return True
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+
+    def _reply(self, connection: Any, command: bytes, name: str, keys: list[str], args: list[Any], *,
+               sent: bool) -> Any:
+        """The reply to a script call sent on `connection` (see _evalsha)."""
         def run() -> Any:
             connection.send_packed_command([command])
             return connection.read_response()
 
         try:
-            try:
-                return run()
-            except (redis.ConnectionError, redis.TimeoutError):
-                return connection.retry.call_with_retry(run, lambda _error: connection.disconnect())
+            if sent:
+                try:
+                    return connection.read_response()
+                except (redis.ConnectionError, redis.TimeoutError):
+                    pass
+            return connection.retry.call_with_retry(run, lambda _error: connection.disconnect())
         except redis.exceptions.NoScriptError:
             return self._scripts[name](keys=keys, args=args)
 
     def _packed(self, name: str, keys: list[str], args: list[Any]) -> bytes:
         return cast(bytes, hiredis.pack_command(("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args)))
 
-    def _script_connection(self) -> Any:
+    def _script_connection(self, purpose: str = "connection") -> Any:
         """This thread's connection for scripts, made on first use (and again in a forked child).
         It is not borrowed from redis-py's pool, so it costs no bookkeeping per call; it is closed
-        with the backend, or when its thread ends."""
-        connection = getattr(self._local, "connection", None)
+        with the backend, or when its thread ends. `purpose="background"` is a second one, which
+        carries a send_finish_and_fetch whose reply is not read yet, so that calls made meanwhile
+        on the same thread (a hook's enqueue, say) cannot read that reply as theirs."""
+        connection = getattr(self._local, purpose, None)
         if connection is None or connection.pid != os.getpid():
             pool = self._client.connection_pool
-            connection = self._local.connection = pool.connection_class(**pool.connection_kwargs)
+            connection = pool.connection_class(**pool.connection_kwargs)
+            setattr(self._local, purpose, connection)
             with self._script_connections_lock:
                 self._script_connections.add(connection)
         return connection
@@ -402,14 +445,30 @@ class RedisBackend:
     @translated
     def finish_and_fetch(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, *,
                          worker_id: str, lease_seconds: float) -> tuple[list[JobState | None], list[JobRecord]]:
+        outcomes, rows = self._evalsha("finish_and_fetch", *self._fetch_call(finishes, queues, limit, worker_id,
+                                                                             lease_seconds))
+        return _left_in(outcomes), _claimed(rows)
+
+    @translated
+    def send_finish_and_fetch(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, *,
+                              worker_id: str, lease_seconds: float) -> FetchReply:
+        """Sent on this thread's background connection; the reply is read by `wait`."""
+        keys, args = self._fetch_call(finishes, queues, limit, worker_id, lease_seconds)
+        connection = self._script_connection("background")
+        command = self._packed("finish_and_fetch", keys, args)
+        return _FetchReply(self, partial(self._reply, connection, command, "finish_and_fetch", keys, args,
+                                         sent=self._send(connection, command)))
+
+    def _fetch_call(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, worker_id: str,
+                    lease_seconds: float) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of finish_and_fetch.lua."""
         queues = list(dict.fromkeys(queues))
         if limit > 0:
             self._local.seen = self._wake_listener().snapshot(queues)  # before the claim: see wait_for_work
         args = [max(limit, 0), secrets.token_hex(8), worker_id, repr(float(lease_seconds)),
                 repr(self.retention.cancelled), len(queues), *queues, *self._outcome_args(finishes)]
-        outcomes, rows = self._run("finish_and_fetch", [*queues, *self._retry_queues(finishes)], args)
-        records = sorted((_record(*row) for row in rows), key=lambda r: (-r.priority, r.run_at, r.enqueued_at))
-        return _left_in(outcomes), records
+        keys, header = self.keys.layout([*queues, *self._retry_queues(finishes)])
+        return keys, [*header, *args]
 
     def _retry_queues(self, finishes: Sequence[Finish]) -> list[str]:
         # Only a job going back to wait needs its queue's keys: the common case costs one round trip.

@@ -23,6 +23,7 @@ from typing import Any
 from conveyor.backends.base import (
     STATS_RETENTION,
     Capabilities,
+    FetchesNow,
     Finish,
     HeartbeatReply,
     Lease,
@@ -53,7 +54,7 @@ def _schedule_state(row: sqlite3.Row) -> ScheduleState:
                          last_job_id=row["last_job_id"], last_fired_at=row["last_fired_at"])
 
 
-class SQLiteBackend:
+class SQLiteBackend(FetchesNow):
     capabilities = Capabilities(transactional_enqueue=False, shared_across_machines=False)
 
     def __init__(
