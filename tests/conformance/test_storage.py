@@ -366,6 +366,15 @@ def test_list_of_every_state_is_newest_first_across_states(backend: Backend) -> 
     assert [r.state for r in backend.list_jobs(limit=1, offset=7)] == [JobState.COMPLETED]
 
 
+def test_list_of_running_jobs_is_newest_first(backend: Backend) -> None:
+    ids = [r.id for r in backend.enqueue([new_job() for _ in range(5)])]
+    fetch(backend, 2)
+    fetch(backend, 2)  # a later claim of older-than-newest jobs: the listing follows enqueue order
+    running = [r.id for r in backend.list_jobs(state=JobState.RUNNING, limit=3)]
+    running += [r.id for r in backend.list_jobs(state=JobState.RUNNING, limit=3, offset=3)]
+    assert running == ids[3::-1]
+
+
 def test_list_searches_ids_task_names_and_arguments_ignoring_case(backend: Backend) -> None:
     invoice = backend.enqueue([new_job("billing.send_invoice", job_id="invoice-1",
                                        payload='{"args":["ann@example.com"],"kwargs":{}}')])[0]

@@ -563,14 +563,25 @@ class RedisBackend:
                 zip(page, payloads, results, errors, strict=True)]
 
     def _newest_first(self, state: JobState | None) -> Iterator[str]:
-        """Job ids in `state` (every state: the six sets merged), newest first, read a chunk at a
-        time. A job that changes state while this reads is listed once, or not at all."""
-        keys = [self.keys.state[state]] if state is not None else list(self.keys.state.values())
+        """Job ids in `state` (every state: the listing sets and the running jobs merged), newest
+        first, read a chunk at a time. A job that changes state while this reads is listed once, or
+        not at all."""
+        states = list(JobState) if state is None else [state]
+        sources = [self._running_by_seq_descending() if listed == JobState.RUNNING
+                   else self._by_seq_descending(self.keys.state[listed]) for listed in states]
         seen: set[str] = set()
-        for _, job_id in heapq.merge(*(self._by_seq_descending(key) for key in keys), reverse=True):
+        for _, job_id in heapq.merge(*sources, reverse=True):
             if job_id not in seen:
                 seen.add(job_id)
                 yield job_id
+
+    def _running_by_seq_descending(self) -> Iterator[tuple[float, str]]:
+        """Running jobs have no listing set (see lib.lua); they are at most what the workers hold,
+        so they are read whole and sorted here."""
+        ids = self._client.zrange(self.keys.running, 0, -1)
+        metas = self._client.hmget(self.keys.jobs, ids) if ids else []
+        yield from sorted(((float(json.loads(meta)["seq"]), job_id) for job_id, meta in zip(ids, metas, strict=True)
+                           if meta), reverse=True)
 
     def _by_seq_descending(self, key: str) -> Iterator[tuple[float, str]]:
         start = 0

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from conveyor.job import JobState
 
-STATE_ORDER = (JobState.SCHEDULED, JobState.QUEUED, JobState.RUNNING, JobState.COMPLETED, JobState.FAILED,
-               JobState.CANCELLED)
+# The listing sets, in lib.lua's order. Running jobs have none: they are listed from `running`.
+LISTED_STATES = (JobState.SCHEDULED, JobState.QUEUED, JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 FIXED = ("jobs", "payloads", "results", "errors", "seq", "counts", "queues", "running", "expiry", "paused",
          "schedules", "locks")
 
@@ -25,10 +25,10 @@ class Keys:
         self.namespace = namespace
         self.prefix = f"conveyor:{{{namespace}}}"
         self.fixed = [f"{self.prefix}:{name}" for name in FIXED] + [
-            f"{self.prefix}:state:{state}" for state in STATE_ORDER]
+            f"{self.prefix}:state:{state}" for state in LISTED_STATES]
         for name, key in zip(FIXED, self.fixed, strict=False):
             setattr(self, name, key)
-        self.state = {state: f"{self.prefix}:state:{state}" for state in STATE_ORDER}
+        self.state = {state: f"{self.prefix}:state:{state}" for state in LISTED_STATES}
         self.wake = f"{self.prefix}:wake"  # a pub/sub channel, not a key
         # Outside the jobs' layout: only report_worker.lua and plain reads touch these.
         self.workers = [f"{self.prefix}:{name}" for name in ("workers", "worker_expiry", "stats", "stats_index")]

@@ -5,8 +5,9 @@
 --   5 seq (counter)   6 counts (hash "queue<TAB>state" -> n)   7 queues (set)
 --   8 running (zset id -> lease expiry)   9 expiry (zset id -> time a finished job is pruned)
 --   10 paused (set)   11 schedules (hash)   12 locks (hash)
---   13..18 one zset per state (id -> seq), for listing: scheduled queued running completed failed cancelled
---          (every job is in exactly one: together they list every job)
+--   13..17 one zset per state but running (id -> seq), for listing: scheduled queued completed failed
+--          cancelled (every job that is not running is in exactly one; running jobs are listed from
+--          the running set, which holds them all anyway, so a claim and a finish each write one set less)
 --   then, per queue the script touches: its queued zset and its scheduled zset (id -> due time).
 -- ARGV starts with: the wake channel, the number of queues n, the n queue names (in KEYS order);
 -- each script's own arguments follow, read with arg(i).
@@ -16,16 +17,16 @@
 local K_JOBS, K_PAYLOADS, K_RESULTS, K_ERRORS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_SEQ, K_COUNTS, K_QUEUES = KEYS[5], KEYS[6], KEYS[7]
 local K_RUNNING, K_EXPIRY, K_PAUSED, K_SCHEDULES, K_LOCKS = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12]
-local STATE_KEY = {scheduled = KEYS[13], queued = KEYS[14], running = KEYS[15],
-                   completed = KEYS[16], failed = KEYS[17], cancelled = KEYS[18]}
+local STATE_KEY = {scheduled = KEYS[13], queued = KEYS[14], completed = KEYS[15], failed = KEYS[16],
+                   cancelled = KEYS[17]}
 local WAKE = ARGV[1]
 local NQ = tonumber(ARGV[2])
 local QUEUE_NAMES, QUEUED_KEY, SCHEDULED_KEY = {}, {}, {}
 for i = 1, NQ do
   local name = ARGV[2 + i]
   QUEUE_NAMES[i] = name
-  QUEUED_KEY[name] = KEYS[17 + 2 * i]
-  SCHEDULED_KEY[name] = KEYS[18 + 2 * i]
+  QUEUED_KEY[name] = KEYS[16 + 2 * i]
+  SCHEDULED_KEY[name] = KEYS[17 + 2 * i]
 end
 local ARGS_AT = 3 + NQ
 local function arg(i) return ARGV[ARGS_AT + i - 1] end
@@ -90,7 +91,7 @@ local function leave(job)
   elseif state == 'scheduled' then redis.call('ZREM', key_of(SCHEDULED_KEY, job.queue), job.id)
   elseif state == 'running' then redis.call('ZREM', K_RUNNING, job.id)
   else redis.call('ZREM', K_EXPIRY, job.id) end
-  redis.call('ZREM', STATE_KEY[state], job.id)
+  if state ~= 'running' then redis.call('ZREM', STATE_KEY[state], job.id) end
   count(job.queue, state, -1)
 end
 
@@ -111,7 +112,7 @@ local function place(job)
     redis.call('ZADD', key, job.run_at, job.id)
   elseif state == 'running' then redis.call('ZADD', K_RUNNING, job.lease_expires_at, job.id)
   else redis.call('ZADD', K_EXPIRY, job.expires_at, job.id) end
-  redis.call('ZADD', STATE_KEY[state], job.seq, job.id)
+  if state ~= 'running' then redis.call('ZADD', STATE_KEY[state], job.seq, job.id) end
   count(job.queue, state, 1)
 end
 
@@ -197,7 +198,8 @@ end
 
 -- Claim up to `limit` jobs from `queues` (names whose keys were passed): highest priority first,
 -- then due time, then enqueue order; due scheduled jobs of those queues are queued first.
--- Returns per claimed job {job JSON, payload, result, errors}, now running with the attempt counted.
+-- Returns per claimed job {job JSON, payload, result (always ''), errors}, now running with the
+-- attempt counted.
 -- A queue member whose job cannot be read (its metadata missing or not JSON: a write that failed
 -- half-way, as a script refused mid-run by an ACL leaves it, or bytes written by something else)
 -- is taken out of the queue and reported in the server's log, so one bad member cannot fail
@@ -242,7 +244,10 @@ local function claim(queues, limit, token, worker, lease, t)
       job.attempts = job.attempts + 1
       job.lease_token, job.worker_id = token, worker
       job.started_at, job.lease_expires_at = num(t), num(t + lease)
-      out[#out + 1] = reply(job, enter(job, 'running'))
+      -- No result to read: a job waits (queued or scheduled) only with its result deleted (see
+      -- record_outcomes and retry_now).
+      out[#out + 1] = {enter(job, 'running'), redis.call('HGET', K_PAYLOADS, job.id) or '', '',
+                       redis.call('HGET', K_ERRORS, job.id) or ''}
     end
   end
   return out
