@@ -108,7 +108,7 @@ class Worker:
 
     A worker holds at most `concurrency + prefetch` jobs: it claims what it can start now, plus
     `prefetch` more. `prefetch=None` (the default) is automatic: while jobs take under a millisecond
-    it claims `capabilities.prefetch_per_slot` more per slot (4 on Redis and PostgreSQL, 1 on
+    it claims `capabilities.prefetch_per_slot` more per slot (8 on Redis, 4 on PostgreSQL, 1 on
     SQLite), which keeps the slots busy during the round trip to the store; otherwise none, and a
     prefetched job that waits `_PREFETCH_HOLD` for a slot goes back to the queue, so a worker never
     hoards work that another worker could run.
@@ -262,11 +262,11 @@ class Worker:
                 not self.app.backend.capabilities.fetch_in_background:
             return [], None, 0
         following = self._take_finished(gather=False)
-        room = self._capacity(freed=recording + len(following), coming=claimed)
-        if not following and room <= 0:
+        room = max(self._capacity(freed=recording + len(following), coming=claimed), 0)
+        if not following and room == 0:
             return [], None, 0
         try:
-            return following, self._send(following, max(room, 0)), max(room, 0)
+            return following, self._send(following, room), room
         except ConveyorError:
             return [], None, 0  # kept in _unreported by _send; the next time round meets the error
 
