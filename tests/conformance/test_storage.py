@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import multiprocessing
 import threading
 import time
@@ -157,15 +156,30 @@ def test_heartbeat_extends_held_leases_and_reports_lost_ones(backend: Backend) -
     assert record is not None and (record.lease_expires_at or 0) > before + 20
 
 
-def test_finish_completed_stores_the_result(backend: Backend) -> None:
+@pytest.mark.parametrize("result", ['{"ok":1}', "null"])
+def test_finish_completed_stores_the_result(backend: Backend, result: str) -> None:
     backend.enqueue([new_job()])
     [job] = fetch(backend)
-    assert backend.finish([Finish(job.id, job.lease_token or "", JobState.COMPLETED, result='{"ok":1}')]) == [
+    assert backend.finish([Finish(job.id, job.lease_token or "", JobState.COMPLETED, result=result)]) == [
         JobState.COMPLETED]
     record = backend.get(job.id)
     assert record is not None and record.state == JobState.COMPLETED
-    assert json.loads(record.result or "null") == {"ok": 1} and record.finished_at is not None
+    assert record.result == result and record.finished_at is not None
     assert record.lease_token is None
+    [listed] = backend.list_jobs(state=JobState.COMPLETED)
+    assert listed.result == result
+
+
+def test_a_job_run_again_keeps_no_result_of_its_last_run(backend: Backend) -> None:
+    backend.enqueue([new_job(max_attempts=2)])
+    [job] = fetch(backend)
+    backend.finish([Finish(job.id, job.lease_token or "", JobState.COMPLETED, result='{"ok":1}')])
+    backend.retry_now(job.id)
+    [again] = fetch(backend)
+    assert again.result is None
+    backend.finish([Finish(again.id, again.lease_token or "", JobState.FAILED, error=error())])
+    record = backend.get(job.id)
+    assert record is not None and record.state == JobState.FAILED and record.result is None
 
 
 def test_finish_and_fetch_records_outcomes_then_refills_the_slots(backend: Backend) -> None:

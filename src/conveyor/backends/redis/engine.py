@@ -73,9 +73,12 @@ def _float(meta: dict[str, Any], key: str) -> float | None:
 
 def _record(meta_json: str, payload: str, result: str = "", errors: str = "") -> JobRecord:
     meta = json.loads(meta_json)
+    state = JobState(meta["state"])
+    if not result and state is JobState.COMPLETED:
+        result = "null"  # record_outcomes does not store a null result
     return JobRecord(
         id=meta["id"], task=meta["task"], queue=meta["queue"], priority=int(meta["priority"]),
-        state=JobState(meta["state"]), payload=payload, run_at=float(meta["run_at"]),
+        state=state, payload=payload, run_at=float(meta["run_at"]),
         enqueued_at=float(meta["enqueued_at"]), attempts=int(meta["attempts"]),
         max_attempts=int(meta["max_attempts"]), timeout=_float(meta, "timeout"),
         started_at=_float(meta, "started_at"), finished_at=_float(meta, "finished_at"),

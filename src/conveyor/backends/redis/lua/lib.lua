@@ -84,10 +84,12 @@ local function queued_member(job)
 end
 local MEMBER_ID_AT = 33
 
--- Take a job out of the structure of its current state.
-local function leave(job)
+-- Take a job out of the structure of its current state (`popped`: a queued job's member is already
+-- out of its queue's zset).
+local function leave(job, popped)
   local state = job.state
-  if state == 'queued' then redis.call('ZREM', key_of(QUEUED_KEY, job.queue), queued_member(job))
+  if state == 'queued' then
+    if not popped then redis.call('ZREM', key_of(QUEUED_KEY, job.queue), queued_member(job)) end
   elseif state == 'scheduled' then redis.call('ZREM', key_of(SCHEDULED_KEY, job.queue), job.id)
   elseif state == 'running' then redis.call('ZREM', K_RUNNING, job.id)
   else redis.call('ZREM', K_EXPIRY, job.id) end
@@ -227,7 +229,11 @@ local function claim(queues, limit, token, worker, lease, t)
       end
     end
     if redis.call('SISMEMBER', K_PAUSED, queue) == 0 then
-      local rows = redis.call('ZRANGE', key_of(QUEUED_KEY, queue), 0, limit - 1, 'WITHSCORES')
+      -- From one queue the first `limit` members are the ones claimed: pop them rather than read
+      -- them and remove each one.
+      local rows
+      if #queues == 1 then rows = redis.call('ZPOPMIN', key_of(QUEUED_KEY, queue), limit)
+      else rows = redis.call('ZRANGE', key_of(QUEUED_KEY, queue), 0, limit - 1, 'WITHSCORES') end
       for i = 1, #rows, 2 do candidates[#candidates + 1] = {tonumber(rows[i + 1]), rows[i], queue} end
     end
   end
@@ -240,7 +246,7 @@ local function claim(queues, limit, token, worker, lease, t)
     local member = candidates[i][2]
     local job = load_member(key_of(QUEUED_KEY, candidates[i][3]), member, string.sub(member, MEMBER_ID_AT))
     if job then
-      leave(job)
+      leave(job, #queues == 1)
       job.attempts = job.attempts + 1
       job.lease_token, job.worker_id = token, worker
       job.started_at, job.lease_expires_at = num(t), num(t + lease)
@@ -268,7 +274,9 @@ local function record_outcomes(first, last, cancelled_ttl, t)
       out[#out + 1] = ''
     else
       leave(job)
-      if ARGV[b + 3] ~= '' then redis.call('HSET', K_RESULTS, id, ARGV[b + 3]) else redis.call('HDEL', K_RESULTS, id) end
+      -- A running job has no result (see claim), so there is none to delete; and most tasks return
+      -- nothing, so a null result is not stored: the engine reads a completed job without one as null.
+      if ARGV[b + 3] ~= '' and ARGV[b + 3] ~= 'null' then redis.call('HSET', K_RESULTS, id, ARGV[b + 3]) end
       if ARGV[b + 4] ~= '' then append_error(id, ARGV[b + 4]) end
       clear_lease(job)
       if ARGV[b + 6] == '1' then job.attempts = job.attempts - 1 end
