@@ -307,6 +307,22 @@ def test_hooks_that_use_the_store_during_a_drain_get_their_own_replies(tapp: Con
     assert tapp.counts()["echo"] == {JobState.QUEUED: 400}
 
 
+def test_a_worker_that_fetches_in_the_background_quickens_thread_switches_while_it_runs(tapp: Conveyor) -> None:
+    # Its main loop waits for a reply without the GIL while job threads hold it (see _quick_switches).
+    seen: list[float] = []
+
+    @tapp.on("started")
+    def note(event: JobEvent) -> None:
+        seen.append(sys.getswitchinterval())
+
+    before = sys.getswitchinterval()
+    worker_app.add.delay(1, 1)
+    Worker(tapp, burst=True).run(install_signals=False)
+    quick = tapp.backend.capabilities.fetch_in_background
+    assert seen == [pytest.approx(0.0002) if quick else before]
+    assert sys.getswitchinterval() == before
+
+
 def test_a_retry_the_store_turns_into_a_cancel_is_announced_as_cancelled(
         tapp: Conveyor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The cancel lands between heartbeats, so the job is still running when it fails: the worker

@@ -85,12 +85,6 @@ class LocalPool:
         self._sync_load = 0
         self._lock = threading.Lock()
         self._loop = EventLoopThread()
-        # After each job a thread lets go of the GIL, so that a main loop with a call in flight
-        # (Capabilities.fetch_in_background) runs as soon as the reply is in, instead of after the
-        # 5 ms switch interval during which the job threads run every job it claimed: the store
-        # would then wait for the worker, and the worker for the store, in turn. It cost the other
-        # engines' drains 28 % (SQLite) and 42 % (PostgreSQL), so it is on only for those engines.
-        self.hand_over = False
 
     def start(self) -> None:
         self._loop.start()
@@ -137,8 +131,6 @@ class LocalPool:
                 self._sync_load -= 1
             self._ended()
             self.on_done(attempt, finish)
-            if self.hand_over:
-                time.sleep(0)
 
     def _start_async(self, attempt: Attempt) -> None:
         attempt.started = time.monotonic()

@@ -8,9 +8,11 @@ import os
 import queue
 import secrets
 import socket
+import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal
 
 from conveyor import logs
@@ -37,6 +39,7 @@ _REPORT_INTERVAL = 5.0  # how often a worker announces itself and sends its tota
 _GATHER_QUIET = 0.0002  # see Worker._gather
 _GATHER_MAX = 0.001  # also the most a job may take for the automatic prefetch to claim more
 _PREFETCH_HOLD = 0.01  # see Worker._wait_for_a_slot
+_SWITCH_INTERVAL = 0.0002  # see _quick_switches
 _RECLAIM_JOBS = 10_000  # the store's reclaim() after this many jobs recorded, and at most every
 _RECLAIM_INTERVAL = 5.0  # this many seconds (see Backend.reclaim)
 
@@ -103,6 +106,31 @@ def _prune_interval(retention: Retention) -> float:
     return min(_PRUNE_INTERVAL, max(1.0, shortest / 2))
 
 
+
+@contextmanager
+def _quick_switches(enabled: bool) -> Iterator[None]:
+    """Lower Python's thread switch interval to _SWITCH_INTERVAL while `enabled` (the engine fetches
+    in the background), and put it back after.
+
+    With a call in flight the main loop waits for the reply without the GIL, and the job threads hold
+    it. Python hands the GIL to a waiting thread only after the switch interval, 5 ms by default, in
+    which the job threads run every job the last reply claimed: the store would then wait for the
+    worker, and the worker for the store, in turn. At 0.2 ms the reply is read within 0.2 ms of its
+    coming in. Measured on a Redis drain: a thread yielding the GIL after each job (time.sleep(0)) did
+    the same at 1.5x the worker's CPU per job (30 against 19.5 µs), and a 0.5 ms interval drained
+    about 0.8x as fast."""
+    if not enabled:
+        yield
+        return
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, _SWITCH_INTERVAL))
+    ours = sys.getswitchinterval()
+    try:
+        yield
+    finally:
+        if sys.getswitchinterval() == ours:  # unless someone else has set it since
+            sys.setswitchinterval(previous)
+
 class Worker:
     """Run jobs from `queues` until stopped.
 
@@ -165,15 +193,14 @@ class Worker:
         if install_signals and threading.current_thread() is threading.main_thread():
             handle_stop_signals(self._on_first_signal, self._on_second_signal)
         backend = self.app.backend  # open (and create) the store before announcing readiness
-        if isinstance(self.pool, LocalPool):
-            self.pool.hand_over = backend.capabilities.fetch_in_background
         self.pool.start()
         self._report()
         self._supervisor.start()
         logger.info("worker %s started: queues=%s concurrency=%d pool=%s", self.id, ",".join(self.queues),
                     self.concurrency, type(self.pool).__name__)
         try:
-            self._loop()
+            with _quick_switches(backend.capabilities.fetch_in_background):
+                self._loop()
         finally:
             self._shutdown()
 
