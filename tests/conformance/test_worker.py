@@ -106,6 +106,19 @@ def test_raise_retry_reschedules_after_its_delay(tapp: Conveyor) -> None:
     assert job.record.started_at is not None and job.record.started_at - first.at >= 0.25
 
 
+@pytest.mark.parametrize("enqueued", ["before the worker starts", "while it waits"])
+def test_an_idle_worker_runs_a_delayed_job_when_it_falls_due_not_at_its_idle_timeout(
+        tapp: Conveyor, enqueued: str) -> None:
+    # The worker learns the next due time from its last claim or from a wake-up, and waits only so long.
+    delayed = worker_app.add.with_options(delay=0.5)
+    job = delayed.delay(1, 1) if enqueued == "before the worker starts" else None
+    with running_worker(tapp, idle_timeout=5.0):
+        job = job or delayed.delay(1, 1)
+        assert job.result(timeout=10) == 2
+    record = job.refresh().record
+    assert record.started_at is not None and 0 <= record.started_at - record.run_at < 0.5
+
+
 def test_bound_task_retries_the_celery_way(tapp: Conveyor) -> None:
     job = worker_app.bound_retry.delay(3)
     with running_worker(tapp):
@@ -307,8 +320,9 @@ def test_hooks_that_use_the_store_during_a_drain_get_their_own_replies(tapp: Con
     assert tapp.counts()["echo"] == {JobState.QUEUED: 400}
 
 
-def test_a_worker_that_fetches_in_the_background_quickens_thread_switches_while_it_runs(tapp: Conveyor) -> None:
-    # Its main loop waits for a reply without the GIL while job threads hold it (see _quick_switches).
+def test_a_worker_that_fetches_in_the_background_quickens_thread_switches_while_it_drains(tapp: Conveyor) -> None:
+    # Draining, its main loop waits for a reply without the GIL while job threads hold it (see
+    # _SwitchInterval); a lone job leaves the interval alone.
     seen: list[float] = []
 
     @tapp.on("started")
@@ -316,11 +330,15 @@ def test_a_worker_that_fetches_in_the_background_quickens_thread_switches_while_
         seen.append(sys.getswitchinterval())
 
     before = sys.getswitchinterval()
-    worker_app.add.delay(1, 1)
-    Worker(tapp, burst=True).run(install_signals=False)
-    quick = tapp.backend.capabilities.fetch_in_background
-    assert seen == [pytest.approx(0.0002) if quick else before]
+    quick = pytest.approx(0.0002) if tapp.backend.capabilities.fetch_in_background else before
+    worker_app.add.map([(i, 1) for i in range(100)])
+    Worker(tapp, burst=True, concurrency=4).run(install_signals=False)
+    assert len(seen) == 100 and seen[0] == quick
     assert sys.getswitchinterval() == before
+    seen.clear()
+    worker_app.add.delay(1, 1)
+    Worker(tapp, burst=True, concurrency=4).run(install_signals=False)
+    assert seen == [before] and sys.getswitchinterval() == before
 
 
 def test_a_retry_the_store_turns_into_a_cancel_is_announced_as_cancelled(

@@ -336,7 +336,9 @@ class Backend(Protocol):
 
     def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event) -> None:
         """Block until work may be ready in `queues`, `wake` is set, or `timeout` passes.
-        Returns early on any of them; a spurious return is allowed, a missed one is not."""
+        Returns early on any of them, and at once if work may have come since this thread's last
+        claim (the worker waits straight after a claim that came back short); a spurious return is
+        allowed, a missed one is not."""
         ...
 
     def close(self) -> None: ...

@@ -117,13 +117,14 @@ class _FetchReply:
     """The reply to RedisBackend.send_finish_and_fetch: `read` waits for it (with the retries and
     the script loading of any script call)."""
 
-    def __init__(self, backend: RedisBackend, read: Callable[[], Any]) -> None:
-        self._backend, self._read = backend, read
+    def __init__(self, backend: RedisBackend, queues: list[str], read: Callable[[], Any]) -> None:
+        self._backend, self._queues, self._read = backend, queues, read
         self._rows: list[Any] = []
 
     def wait(self) -> tuple[list[JobState | None], int]:
         with self._backend.errors():
-            outcomes, self._rows = self._read()
+            outcomes, self._rows, *due = self._read()
+        self._backend._note_next_due(self._queues, due)
         return _left_in(outcomes), len(self._rows)
 
     def records(self) -> list[JobRecord]:
@@ -448,24 +449,26 @@ class RedisBackend:
     @translated
     def finish_and_fetch(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, *,
                          worker_id: str, lease_seconds: float) -> tuple[list[JobState | None], list[JobRecord]]:
-        outcomes, rows = self._evalsha("finish_and_fetch", *self._fetch_call(finishes, queues, limit, worker_id,
-                                                                             lease_seconds))
+        queues = list(dict.fromkeys(queues))
+        outcomes, rows, *due = self._evalsha("finish_and_fetch", *self._fetch_call(finishes, queues, limit, worker_id,
+                                                                                   lease_seconds))
+        self._note_next_due(queues, due)
         return _left_in(outcomes), _claimed(rows)
 
     @translated
     def send_finish_and_fetch(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, *,
                               worker_id: str, lease_seconds: float) -> FetchReply:
         """Sent on this thread's background connection; the reply is read by `wait`."""
+        queues = list(dict.fromkeys(queues))
         keys, args = self._fetch_call(finishes, queues, limit, worker_id, lease_seconds)
         connection = self._script_connection("background")
         command = self._packed("finish_and_fetch", keys, args)
-        return _FetchReply(self, partial(self._reply, connection, command, "finish_and_fetch", keys, args,
+        return _FetchReply(self, queues, partial(self._reply, connection, command, "finish_and_fetch", keys, args,
                                          sent=self._send(connection, command)))
 
-    def _fetch_call(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, worker_id: str,
+    def _fetch_call(self, finishes: Sequence[Finish], queues: list[str], limit: int, worker_id: str,
                     lease_seconds: float) -> tuple[list[str], list[Any]]:
-        """KEYS and ARGV of finish_and_fetch.lua."""
-        queues = list(dict.fromkeys(queues))
+        """KEYS and ARGV of finish_and_fetch.lua (`queues` without repeats)."""
         if limit > 0:
             self._local.seen = self._wake_listener().snapshot(queues)  # before the claim: see wait_for_work
         args = [max(limit, 0), secrets.token_hex(8), worker_id, repr(float(lease_seconds)),
@@ -720,16 +723,32 @@ class RedisBackend:
                 self._listener = _WakeListener(self._client, self.keys.wake, self._socket_timeout)
             return self._listener
 
+    def _note_next_due(self, queues: list[str], due: list[str]) -> None:
+        """After a claim from `queues` (`due`: finish_and_fetch's third reply, absent if it claimed
+        nothing): when their next scheduled job is due, on this thread's monotonic clock, for
+        wait_for_work. A job scheduled sooner after the claim publishes a wake-up, which the
+        snapshot taken before the claim catches."""
+        if not due:
+            return
+        deadline = time.monotonic() + float(due[0]) if due[0] else float("inf")
+        self._local.next_due = (tuple(queues), deadline)
+
     @translated
     def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event) -> None:
         queues = list(dict.fromkeys(queues))
+        known = getattr(self._local, "next_due", None)
+        if known is not None and known[0] == tuple(queues):
+            timeout = min(timeout, max(0.0, known[1] - time.monotonic()))
+        else:
+            timeout = min(timeout, self._next_due_in(queues))
+        self._wake_listener().wait(queues, getattr(self._local, "seen", None), timeout, wake)
+
+    def _next_due_in(self, queues: list[str]) -> float:
+        """Seconds until the next scheduled job of `queues` is due (inf: none), asked of the store."""
         with self._client.pipeline(transaction=False) as pipe:
             pipe.time()
             for queue in queues:
                 pipe.zrange(self.keys.scheduled(queue), 0, 0, withscores=True)
             (seconds, micros), *firsts = pipe.execute()
-        now = float(seconds) + micros / 1_000_000
         due = [first[0][1] for first in firsts if first]
-        if due:
-            timeout = min(timeout, max(0.0, min(due) - now))
-        self._wake_listener().wait(queues, getattr(self._local, "seen", None), timeout, wake)
+        return max(0.0, min(due) - (float(seconds) + micros / 1_000_000)) if due else float("inf")

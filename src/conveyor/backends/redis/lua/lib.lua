@@ -259,6 +259,18 @@ local function claim(queues, limit, token, worker, lease, t)
   return out
 end
 
+-- Seconds from `t` until the first scheduled job of `queues` is due (0 if one is due already), or
+-- '' if none is scheduled.
+local function next_due_in(queues, t)
+  local first = nil
+  for _, queue in ipairs(queues) do
+    local head = redis.call('ZRANGE', key_of(SCHEDULED_KEY, queue), 0, 0, 'WITHSCORES')
+    if head[2] ~= nil and (first == nil or tonumber(head[2]) < first) then first = tonumber(head[2]) end
+  end
+  if first == nil then return '' end
+  return num(math.max(0, first - t))
+end
+
 -- Record attempts' outcomes, 8 values each in ARGV[first..last]: job id, lease token, target state
 -- (completed|failed|cancelled|scheduled|queued), result JSON ('' = none), error JSON ('' = none),
 -- delay seconds (retries), release (1 = handed back unstarted: the attempt is not counted),
