@@ -298,7 +298,7 @@ class Worker:
         claim came back full: the outcomes that came in meanwhile and the room left. Otherwise, or
         if it cannot be sent, those outcomes wait for the next time round."""
         if claimed < limit or limit <= 0 or self.stopping.is_set() or \
-                not self.app.backend.capabilities.fetch_in_background:
+                not self._background:
             return [], None, 0
         following = self._take_finished(gather=False)
         room = max(self._capacity(freed=recording + len(following), coming=claimed), 0)

@@ -219,6 +219,9 @@ end
 
 local function claim(queues, limit, token, worker, lease, t)
   local candidates = {}
+  -- From one queue the first `limit` members are the ones claimed: pop them rather than read them
+  -- and remove each one.
+  local popped = #queues == 1
   for _, queue in ipairs(queues) do
     local scheduled = key_of(SCHEDULED_KEY, queue)
     for _, id in ipairs(redis.call('ZRANGEBYSCORE', scheduled, '-inf', t, 'LIMIT', 0, 1000)) do
@@ -229,10 +232,8 @@ local function claim(queues, limit, token, worker, lease, t)
       end
     end
     if redis.call('SISMEMBER', K_PAUSED, queue) == 0 then
-      -- From one queue the first `limit` members are the ones claimed: pop them rather than read
-      -- them and remove each one.
       local rows
-      if #queues == 1 then rows = redis.call('ZPOPMIN', key_of(QUEUED_KEY, queue), limit)
+      if popped then rows = redis.call('ZPOPMIN', key_of(QUEUED_KEY, queue), limit)
       else rows = redis.call('ZRANGE', key_of(QUEUED_KEY, queue), 0, limit - 1, 'WITHSCORES') end
       for i = 1, #rows, 2 do candidates[#candidates + 1] = {tonumber(rows[i + 1]), rows[i], queue} end
     end
@@ -246,7 +247,7 @@ local function claim(queues, limit, token, worker, lease, t)
     local member = candidates[i][2]
     local job = load_member(key_of(QUEUED_KEY, candidates[i][3]), member, string.sub(member, MEMBER_ID_AT))
     if job then
-      leave(job, #queues == 1)
+      leave(job, popped)
       job.attempts = job.attempts + 1
       job.lease_token, job.worker_id = token, worker
       job.started_at, job.lease_expires_at = num(t), num(t + lease)
