@@ -12,9 +12,10 @@ from collections.abc import Callable
 import pytest
 
 from conveyor import Conveyor
-from conveyor.backends import Backend, Finish, Lease, MinuteStats, WorkerInfo
+from conveyor.backends import Backend, Claim, Finish, Lease, MinuteStats, WorkerInfo
+from conveyor.backends.base import FetchReply
 from conveyor.errors import InvalidTransition, JobNotFound
-from conveyor.job import TRANSITIONS, AttemptError, JobState, NewJob
+from conveyor.job import TRANSITIONS, AttemptError, JobRecord, JobState, NewJob
 from tests.conftest import wait_for
 
 
@@ -535,6 +536,78 @@ def test_wait_for_work_wakes_on_an_enqueue_from_another_connection(app: Conveyor
     assert woke.wait(5)
     assert time.monotonic() - start < 1.0
     waiter.join()
+    producer.close()
+
+
+def _claimed_by(reply: FetchReply | None) -> list[JobRecord]:
+    """The jobs a wait_for_work with a claim claimed (none, if it returned no reply)."""
+    if reply is None:
+        return []
+    outcomes, count = reply.wait()
+    records = reply.records()
+    assert outcomes == [] and count == len(records)
+    return records
+
+
+def test_wait_for_work_with_a_claim_claims_the_job_that_came_or_leaves_it_queued(app: Conveyor,
+                                                                                  engine_url: str) -> None:
+    # An engine may send the worker's claim itself as the job comes (Redis does): either way the
+    # job is claimed once, for that worker, or left for the worker's own claim.
+    producer = Conveyor(engine_url)
+    fetched_nothing = threading.Event()
+    replies: list[FetchReply | None] = []
+
+    def worker() -> None:
+        assert fetch(app.backend) == []
+        fetched_nothing.set()
+        replies.append(app.backend.wait_for_work(["default"], 10, threading.Event(), Claim(5, "w2", 30.0)))
+
+    waiter = threading.Thread(target=worker)
+    waiter.start()
+    assert fetched_nothing.wait(5)
+    start = time.monotonic()
+    job, = producer.backend.enqueue([new_job()])
+    waiter.join(5)
+    assert time.monotonic() - start < 1.0
+    claimed = _claimed_by(replies[0])
+    if claimed:
+        assert [(r.id, r.state, r.worker_id, r.attempts) for r in claimed] == [(job.id, JobState.RUNNING, "w2", 1)]
+        assert fetch(app.backend) == []
+    else:
+        assert [r.id for r in fetch(app.backend)] == [job.id]
+    producer.close()
+
+
+def test_a_claim_left_with_a_wait_loses_no_job_when_the_wait_is_woken_as_the_job_comes(
+        app: Conveyor, engine_url: str) -> None:
+    # The worker's own wake-up (a job of its ended) races the news of an enqueue: whichever wins,
+    # each job is claimed once, by the wait's claim or by the worker's next claim, never lost.
+    producer = Conveyor(engine_url)
+    wakes = [threading.Event() for _ in range(30)]
+    ready, done = threading.Semaphore(0), threading.Semaphore(0)
+    claimed: list[str] = []
+
+    def worker() -> None:
+        for wake in wakes:
+            claimed.extend(record.id for record in fetch(app.backend))
+            ready.release()
+            reply = app.backend.wait_for_work(["default"], 10, wake, Claim(1, "w2", 30.0))
+            claimed.extend(record.id for record in _claimed_by(reply))
+            done.release()
+
+    waiter = threading.Thread(target=worker)
+    waiter.start()
+    enqueued = []
+    for n, wake in enumerate(wakes):
+        assert ready.acquire(timeout=5)
+        if n % 2:
+            wake.set()
+        enqueued += [record.id for record in producer.backend.enqueue([new_job()])]
+        wake.set()
+        assert done.acquire(timeout=5)
+    waiter.join(5)
+    claimed.extend(record.id for record in fetch(app.backend, len(wakes)))
+    assert sorted(claimed) == sorted(enqueued)
     producer.close()
 
 

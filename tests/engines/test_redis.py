@@ -3,6 +3,7 @@ Redis; these tests break Redis itself: its script cache, its client connections,
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 import redis
 
 from conveyor import BackendError, ConfigurationError, Conveyor, JobState
-from conveyor.backends.base import Finish
+from conveyor.backends.base import Claim, FetchReply, Finish
 from tests.conformance import worker_app
 from tests.conformance.test_worker import running_worker
 from tests.conftest import wait_for
@@ -85,6 +86,43 @@ def test_a_fetch_sent_in_the_background_survives_a_fault_and_claims_once(tapp: C
     assert reply.wait() == ([JobState.COMPLETED, JobState.COMPLETED], 3)
     assert [job.id for job in reply.records()] == ids[2:5]
     assert tapp.counts()["default"] == {JobState.COMPLETED: 2, JobState.RUNNING: 3, JobState.QUEUED: 1}
+    admin.close()
+
+
+@pytest.mark.parametrize("fault", ["none", "script cache flushed", "connection killed"])
+def test_a_waiting_workers_claim_goes_out_with_the_wake_up_and_survives_a_fault(
+        tapp: Conveyor, redis_server: RedisServer, fault: str) -> None:
+    # Why Redis only: only this engine's subscriber thread sends a waiting worker's claim the
+    # moment an enqueue's message comes (on the worker's connection), before the worker is awake;
+    # after a flushed script cache or a lost connection, the worker's read must send it again.
+    admin = redis.Redis(port=redis_server.port)
+    backend = tapp.backend
+    ready, go = threading.Event(), threading.Event()
+    replies: list[FetchReply | None] = []
+
+    def worker() -> None:
+        reply = backend.send_finish_and_fetch([], ["default"], 5, worker_id="w1", lease_seconds=30)
+        assert reply.wait() == ([], 0)  # opens the connection the claim goes out on
+        ready.set()
+        go.wait(5)
+        replies.append(backend.wait_for_work(["default"], 10, threading.Event(), Claim(5, "w1", 30.0)))
+
+    waiter = threading.Thread(target=worker)
+    waiter.start()
+    assert ready.wait(5)
+    if fault == "script cache flushed":
+        admin.script_flush()
+    elif fault == "connection killed":
+        admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    go.set()
+    wait_for(lambda: backend._wake_listener().waiting() == 1, timeout=5)
+    job = worker_app.add.delay(1, 1)
+    waiter.join(5)
+    reply, = replies
+    assert reply is not None
+    assert reply.wait() == ([], 1)
+    assert [(record.id, record.state, record.worker_id) for record in reply.records()] == \
+        [(job.id, JobState.RUNNING, "w1")]
     admin.close()
 
 

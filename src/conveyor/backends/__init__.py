@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 from conveyor.backends.base import (
     Backend,
     Capabilities,
+    Claim,
     Finish,
     HeartbeatReply,
     Lease,
@@ -18,7 +19,7 @@ from conveyor.backends.base import (
 )
 from conveyor.errors import ConfigurationError
 
-__all__ = ["Backend", "Capabilities", "Finish", "HeartbeatReply", "Lease", "MinuteStats", "Retention",
+__all__ = ["Backend", "Capabilities", "Claim", "Finish", "HeartbeatReply", "Lease", "MinuteStats", "Retention",
            "ScheduleState", "TransactionalBackend", "WorkerInfo", "open_backend"]
 
 _SQLITE_PARAMS = {"busy_timeout": float, "synchronous": str, "poll_interval": float}

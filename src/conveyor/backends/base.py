@@ -183,6 +183,16 @@ class Fetched:
         return self.claimed
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The claim an idle worker would send once work comes: up to `limit` jobs for `worker_id`,
+    leased for `lease_seconds` (see Backend.wait_for_work)."""
+
+    limit: int
+    worker_id: str
+    lease_seconds: float
+
+
 class _FinishesAndFetches(Protocol):
     def finish_and_fetch(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, *,
                          worker_id: str, lease_seconds: float) -> tuple[list[JobState | None], list[JobRecord]]: ...
@@ -334,11 +344,15 @@ class Backend(Protocol):
         while it was paused are skipped, whatever its missed-run policy."""
         ...
 
-    def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event) -> None:
+    def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event,
+                      claim: Claim | None = None) -> FetchReply | None:
         """Block until work may be ready in `queues`, `wake` is set, or `timeout` passes.
         Returns early on any of them, and at once if work may have come since this thread's last
         claim (the worker waits straight after a claim that came back short); a spurious return is
-        allowed, a missed one is not."""
+        allowed, a missed one is not.
+        With a `claim`, an engine may send it itself the moment work comes, as
+        `send_finish_and_fetch` with no finishes would, before the caller's thread is awake, and
+        return its reply, which the caller must read: the jobs are claimed. None: nothing was."""
         ...
 
     def close(self) -> None: ...

@@ -16,7 +16,7 @@ from typing import Literal
 
 from conveyor import logs
 from conveyor.app import Conveyor, JobEvent
-from conveyor.backends.base import FetchReply, Finish, MinuteStats, Retention, WorkerInfo
+from conveyor.backends.base import Claim, FetchReply, Finish, MinuteStats, Retention, WorkerInfo
 from conveyor.errors import ConfigurationError, ConveyorError
 from conveyor.job import JobRecord, JobState
 from conveyor.options import check_queue
@@ -213,27 +213,36 @@ class Worker:
 
     def _loop(self) -> None:
         backoff = 0.0
+        claim = True
         while not self.stopping.is_set():
             self.wake.clear()
             try:
-                if self._record_and_claim():
-                    backoff = 0.0
+                if self._record_and_claim(claim=claim):
+                    backoff, claim = 0.0, True
                     continue
                 if self._finished_max_jobs():
                     return
-                capacity = self._capacity()
                 if self.burst and not self.attempts:
                     logger.info("worker %s: queues are empty, leaving (--burst)", self.id)
                     return
-                if capacity > 0:
-                    self.app.backend.wait_for_work(self.queues, self.idle_timeout, self.wake)
-                else:
-                    self._wait_for_a_slot()
+                claim = self._wait()
                 backoff = 0.0
             except ConveyorError as exc:
-                backoff = min(5.0, max(0.1, backoff * 2))
+                backoff, claim = min(5.0, max(0.1, backoff * 2)), True
                 logger.warning("worker %s: the store failed (%s); trying again in %.1fs", self.id, exc, backoff)
                 self.stopping.wait(backoff)
+
+    def _wait(self) -> bool:
+        """Wait for work, or for a slot if none is free; returns whether to claim next time round.
+        An engine may claim for the worker as work comes (see Backend.wait_for_work): after that
+        claim came back short, there is nothing to claim until the next wake-up."""
+        capacity = self._capacity()
+        if capacity <= 0:
+            self._wait_for_a_slot()
+            return True
+        reply = self.app.backend.wait_for_work(self.queues, self.idle_timeout, self.wake,
+                                               Claim(capacity, self.id, self.lease_seconds))
+        return reply is None or self._follow([], reply, capacity)
 
     def _capacity(self, freed: int = 0, coming: int = 0) -> int:
         """Jobs this worker can claim now; `freed` attempts are finished but not yet recorded, and
@@ -249,20 +258,24 @@ class Worker:
     def _finished_max_jobs(self) -> bool:
         return self.max_jobs is not None and self.fetched >= self.max_jobs and not self.attempts
 
-    def _record_and_claim(self) -> bool:
+    def _record_and_claim(self, *, claim: bool = True) -> bool:
         """Record the attempts that finished and claim jobs for every free slot, in one round trip
-        to the store; returns whether the last claim came back full (the queues may hold more).
-        After a claim that came back short the loop waits: a job enqueued since that claim wakes
-        it at once (see Backend.wait_for_work), so claiming again straight away would only cost a
-        round trip, and keep the job threads from the GIL while the claimed jobs start.
-        On an engine that fetches in the background, while claims come back full the next call
-        goes out as soon as a reply is in, before that reply's jobs are started: the store works
-        on it while this thread starts them."""
+        to the store (with nothing finished, only if `claim`); returns whether the last claim came
+        back full (the queues may hold more). After a claim that came back short the loop waits: a
+        job enqueued since that claim wakes it at once (see Backend.wait_for_work), so claiming
+        again straight away would only cost a round trip, and keep the job threads from the GIL
+        while the claimed jobs start."""
         batch = self._take_finished()
         limit = self._capacity(freed=len(batch))
-        if not batch and limit <= 0:
+        if not batch and (limit <= 0 or not claim):
             return False
-        reply: FetchReply | None = self._send(batch, max(limit, 0))
+        return self._follow(batch, self._send(batch, max(limit, 0)), limit)
+
+    def _follow(self, batch: list[tuple[Attempt, Finish]], reply: FetchReply | None, limit: int) -> bool:
+        """Read the reply to a call that recorded `batch` and claimed up to `limit` jobs, and start
+        them; returns whether the last claim came back full. On an engine that fetches in the
+        background, while claims come back full the next call goes out as soon as a reply is in,
+        before that reply's jobs are started: the store works on it while this thread starts them."""
         full = False
         while reply is not None:
             try:

@@ -26,6 +26,7 @@ from psycopg_pool import ConnectionPool
 from conveyor.backends.base import (
     STATS_RETENTION,
     Capabilities,
+    Claim,
     FetchesNow,
     Finish,
     HeartbeatReply,
@@ -536,7 +537,9 @@ class PostgresBackend(FetchesNow):
             return self._listener
 
     @translated
-    def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event) -> None:
+    def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event,
+                      claim: Claim | None = None) -> None:
+        # `claim` is not sent from here: the worker sends it once this returns
         queues = list(dict.fromkeys(queues))
         rows = self._query("SELECT min(run_at) - extract(epoch FROM clock_timestamp())::float8 AS wait "
                            "FROM {schema}.jobs WHERE state = 'scheduled' AND queue = ANY(%s)", (queues,))

@@ -22,9 +22,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from functools import partial
 from importlib import resources
 from typing import Any, cast
 
@@ -36,6 +35,7 @@ from redis.retry import Retry
 from conveyor.backends.base import (
     STATS_RETENTION,
     Capabilities,
+    Claim,
     FetchReply,
     Finish,
     HeartbeatReply,
@@ -48,7 +48,7 @@ from conveyor.backends.base import (
 from conveyor.backends.redis.errors import explain
 from conveyor.backends.redis.keys import Keys
 from conveyor.backends.shared import refusal, safe_url, translated
-from conveyor.backends.wake import WakeBoard
+from conveyor.backends.wake import Snapshot, WakeBoard
 from conveyor.errors import BackendError
 from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
 
@@ -114,16 +114,25 @@ def _claimed(rows: Sequence[Sequence[str]]) -> list[JobRecord]:
 
 
 class _FetchReply:
-    """The reply to RedisBackend.send_finish_and_fetch: `read` waits for it (with the retries and
-    the script loading of any script call)."""
+    """A finish_and_fetch call on a thread's background connection (see send_finish_and_fetch):
+    `send` sends it (on any thread, while the connection's own does not use it), `wait` waits for
+    the reply on the connection's thread, with the retries and the script loading of any script call."""
 
-    def __init__(self, backend: RedisBackend, queues: list[str], read: Callable[[], Any]) -> None:
-        self._backend, self._queues, self._read = backend, queues, read
+    def __init__(self, backend: RedisBackend, connection: Any, queues: list[str], keys: list[str],
+                 args: list[Any]) -> None:
+        self._backend, self._connection, self._queues, self._keys, self._args = backend, connection, queues, keys, args
+        self._command = backend._packed("finish_and_fetch", keys, args)
+        self._sent = False
         self._rows: list[Any] = []
+
+    def send(self) -> _FetchReply:
+        self._sent = self._backend._send(self._connection, self._command)
+        return self
 
     def wait(self) -> tuple[list[JobState | None], int]:
         with self._backend.errors():
-            outcomes, self._rows, *due = self._read()
+            outcomes, self._rows, *due = self._backend._reply(self._connection, self._command, "finish_and_fetch",
+                                                              self._keys, self._args, sent=self._sent)
         self._backend._note_next_due(self._queues, due)
         return _left_in(outcomes), len(self._rows)
 
@@ -449,7 +458,7 @@ class RedisBackend:
     @translated
     def finish_and_fetch(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, *,
                          worker_id: str, lease_seconds: float) -> tuple[list[JobState | None], list[JobRecord]]:
-        queues = list(dict.fromkeys(queues))
+        queues = self._claiming(queues, limit)
         outcomes, rows, *due = self._evalsha("finish_and_fetch", *self._fetch_call(finishes, queues, limit, worker_id,
                                                                                    lease_seconds))
         self._note_next_due(queues, due)
@@ -459,18 +468,20 @@ class RedisBackend:
     def send_finish_and_fetch(self, finishes: Sequence[Finish], queues: Sequence[str], limit: int, *,
                               worker_id: str, lease_seconds: float) -> FetchReply:
         """Sent on this thread's background connection; the reply is read by `wait`."""
+        queues = self._claiming(queues, limit)
+        return _FetchReply(self, self._script_connection("background"), queues,
+                           *self._fetch_call(finishes, queues, limit, worker_id, lease_seconds)).send()
+
+    def _claiming(self, queues: Sequence[str], limit: int) -> list[str]:
+        """`queues` without repeats; a snapshot of their wake-ups before a claim, for wait_for_work."""
         queues = list(dict.fromkeys(queues))
-        keys, args = self._fetch_call(finishes, queues, limit, worker_id, lease_seconds)
-        connection = self._script_connection("background")
-        command = self._packed("finish_and_fetch", keys, args)
-        return _FetchReply(self, queues, partial(self._reply, connection, command, "finish_and_fetch", keys, args,
-                                         sent=self._send(connection, command)))
+        if limit > 0:
+            self._local.seen = self._wake_listener().snapshot(queues)
+        return queues
 
     def _fetch_call(self, finishes: Sequence[Finish], queues: list[str], limit: int, worker_id: str,
                     lease_seconds: float) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of finish_and_fetch.lua (`queues` without repeats)."""
-        if limit > 0:
-            self._local.seen = self._wake_listener().snapshot(queues)  # before the claim: see wait_for_work
         args = [max(limit, 0), secrets.token_hex(8), worker_id, repr(float(lease_seconds)),
                 repr(self.retention.cancelled), len(queues), *queues, *self._outcome_args(finishes)]
         keys, header = self.keys.layout([*queues, *self._retry_queues(finishes)])
@@ -734,14 +745,34 @@ class RedisBackend:
         self._local.next_due = (tuple(queues), deadline)
 
     @translated
-    def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event) -> None:
+    def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event,
+                      claim: Claim | None = None) -> FetchReply | None:
+        """With a `claim`, the subscriber thread sends it the moment a message says work has come,
+        on this thread's background connection (idle while this thread waits): the claim is on its
+        way before this thread is awake (see docs/redis.md). The call is built here, beforehand: built
+        on the subscriber thread, it measured slower."""
         queues = list(dict.fromkeys(queues))
         known = getattr(self._local, "next_due", None)
         if known is not None and known[0] == tuple(queues):
             timeout = min(timeout, max(0.0, known[1] - time.monotonic()))
         else:
             timeout = min(timeout, self._next_due_in(queues))
-        self._wake_listener().wait(queues, getattr(self._local, "seen", None), timeout, wake)
+        seen = getattr(self._local, "seen", None)
+        if claim is None or claim.limit <= 0:
+            self._wake_listener().wait(queues, seen, timeout, wake)
+            return None
+        early = _FetchReply(self, self._script_connection("background"), queues,
+                            *self._fetch_call([], queues, claim.limit, claim.worker_id, claim.lease_seconds))
+        news: list[Snapshot] = []
+
+        def send(snapshot: Snapshot) -> None:  # on the subscriber thread
+            news.append(snapshot)  # as of the message, before the claim: the next wait's `seen`
+            early.send()
+
+        if not self._wake_listener().wait(queues, seen, timeout, wake, send):
+            return None
+        self._local.seen = news[0]
+        return early
 
     def _next_due_in(self, queues: list[str]) -> float:
         """Seconds until the next scheduled job of `queues` is due (inf: none), asked of the store."""

@@ -23,6 +23,7 @@ from typing import Any
 from conveyor.backends.base import (
     STATS_RETENTION,
     Capabilities,
+    Claim,
     FetchesNow,
     Finish,
     HeartbeatReply,
@@ -533,7 +534,9 @@ class SQLiteBackend(FetchesNow):
             row = conn.execute(_sql("schedule_pause"), {"name": name, "paused": int(paused), "now": now}).fetchone()
         return _schedule_state(row)
 
-    def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event) -> None:
+    def wait_for_work(self, queues: Sequence[str], timeout: float, wake: threading.Event,
+                      claim: Claim | None = None) -> None:
+        # `claim` is not sent from here: the worker sends it once this returns
         conn = self._conn()
         with self._read():
             seen = self._local.data_version
