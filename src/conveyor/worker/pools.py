@@ -11,6 +11,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Protocol
 
 from conveyor.app import Conveyor
@@ -36,6 +37,12 @@ class Pool(Protocol):
 
     def take_unstarted(self) -> list[Attempt]:
         """Remove and return attempts that have not begun (handed back at shutdown)."""
+        ...
+
+    def step_aside(self, timeout: float) -> None:
+        """Block the caller (at most `timeout`) until one of the attempts submitted and given a
+        slot has begun, if any is waiting to: so that it starts without waiting for the caller's
+        thread to let go of the GIL."""
         ...
 
     def stop(self) -> None: ...
@@ -85,6 +92,7 @@ class LocalPool:
         self._sync_load = 0
         self._lock = threading.Lock()
         self._loop = EventLoopThread()
+        self._stepped_aside: threading.Lock | None = None  # see step_aside
 
     def start(self) -> None:
         self._loop.start()
@@ -126,6 +134,9 @@ class LocalPool:
             if attempt is None:
                 return
             attempt.started = time.monotonic()
+            if (waiting := self._stepped_aside) is not None:
+                with suppress(RuntimeError):  # another thread let the loop go on first
+                    waiting.release()
             finish = run_sync(self.app, attempt, self.clock)
             with self._lock:
                 self._sync_load -= 1
@@ -172,6 +183,20 @@ class LocalPool:
                 with self._lock:
                     self._sync_load -= 1
                     self._admitted -= 1
+
+    def step_aside(self, timeout: float) -> None:
+        """For sync tasks: a thread handed an attempt must wake and then take the GIL, which the
+        worker's loop holds until it next blocks, some 30-50 µs later on an idle worker: the loop
+        blocks here instead, until a thread has taken its attempt. (Async tasks start on the event
+        loop's thread as soon as it gets the GIL; they do not wait here.)"""
+        waiting = threading.Lock()  # a bare lock: the cheapest to let go of for the thread that starts
+        waiting.acquire()
+        self._stepped_aside = waiting
+        try:
+            if not self._pending.empty():  # else every attempt handed to a thread has been taken
+                waiting.acquire(timeout=timeout)
+        finally:
+            self._stepped_aside = None
 
     def stop(self) -> None:
         for _ in self._threads:

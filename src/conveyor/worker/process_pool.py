@@ -206,6 +206,9 @@ class ProcessPool:
     def enforce_timeouts(self, attempts: list[Attempt]) -> None:
         pass  # each slot enforces its own child's timeout
 
+    def step_aside(self, timeout: float) -> None:
+        pass  # attempts run in child processes: the worker's loop holds no lock they need
+
     def take_unstarted(self) -> list[Attempt]:
         taken: list[Attempt] = []
         while True:

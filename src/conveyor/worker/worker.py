@@ -39,6 +39,7 @@ _GATHER_QUIET = 0.0002  # see Worker._gather
 _GATHER_MAX = 0.001  # also the most a job may take for the automatic prefetch to claim more
 _PREFETCH_HOLD = 0.01  # see Worker._wait_for_a_slot
 _SWITCH_INTERVAL = 0.0002  # see _SwitchInterval
+_STEP_ASIDE = 0.001  # see Pool.step_aside
 _RECLAIM_JOBS = 10_000  # the store's reclaim() after this many jobs recorded, and at most every
 _RECLAIM_INTERVAL = 5.0  # this many seconds (see Backend.reclaim)
 
@@ -276,7 +277,7 @@ class Worker:
         them; returns whether the last claim came back full. On an engine that fetches in the
         background, while claims come back full the next call goes out as soon as a reply is in,
         before that reply's jobs are started: the store works on it while this thread starts them."""
-        full = False
+        full, records = False, []
         while reply is not None:
             try:
                 applied, count = reply.wait()
@@ -292,6 +293,8 @@ class Worker:
                 faults.point("after_claim")
             self._start(records)
             batch, reply = following, next_reply
+        if records and not full:  # the loop is about to wait: let the jobs start first
+            self.pool.step_aside(_STEP_ASIDE)
         return full
 
     def _send(self, batch: list[tuple[Attempt, Finish]], limit: int) -> FetchReply:
