@@ -159,7 +159,7 @@ class _WakeListener(WakeBoard):
         self._refusal: Exception | None = None
         self._last_error: Exception | None = None
         self._closed = False
-        self._pubsub: Any = None
+        self._connection: Any = None
         self._thread = threading.Thread(target=self._run, name="conveyor-redis-wake", daemon=True)
         self._thread.start()
         if not self._settled.wait(10) or self._refusal is not None:
@@ -169,26 +169,40 @@ class _WakeListener(WakeBoard):
             last = f" (last error: {self._last_error})" if self._last_error is not None else ""
             raise BackendError(f"could not subscribe to {channel}: Redis did not answer in 10 s{last}")
 
+    def _subscribe(self) -> Any:
+        """A connection of its own, subscribed; read with `read_response` rather than through
+        redis-py's PubSub, whose layers (a health check, a retry wrapper, a readiness poll before each
+        read, a dict per message) cost the wake-up of an idle worker more than the read itself.
+        Without redis-py's health checks: a PING there would read a message as its PONG."""
+        pool = self._client.connection_pool
+        connection = self._connection = pool.connection_class(**dict(pool.connection_kwargs, health_check_interval=0))
+        connection.send_command("SUBSCRIBE", self._channel)
+        return connection
+
     def _run(self) -> None:
         backoff = 0.05
         while not self._closed:
-            pubsub = self._pubsub = self._client.pubsub()
+            connection = None
             try:
-                pubsub.subscribe(self._channel)
+                connection = self._subscribe()
                 heard = pinged = time.monotonic()
                 while not self._closed:
-                    message = pubsub.get_message(timeout=1.0)
+                    try:
+                        reply = connection.read_response(timeout=1.0, disconnect_on_error=False)
+                    except redis.TimeoutError:
+                        reply = None
                     now = time.monotonic()
-                    heard, pinged = self._probe(pubsub, message is not None, now, heard, pinged)
-                    if message is None:
+                    heard, pinged = self._probe(connection, reply is not None, now, heard, pinged)
+                    if reply is None:
                         continue
-                    if message["type"] == "subscribe":
+                    kind = reply[0]
+                    if kind == "message":
+                        self.bump(reply[2])
+                    elif kind == "subscribe":
                         self.bump(None)
                         self._subscribed.set()
                         self._settled.set()
                         backoff = 0.05
-                    elif message["type"] == "message":
-                        self.bump(message["data"])
             except Exception as exc:  # a lost connection, or close() pulling it away mid-read
                 if self._closed:
                     return
@@ -201,10 +215,12 @@ class _WakeListener(WakeBoard):
                 time.sleep(backoff)
                 backoff = min(2.0, backoff * 2)
             finally:
-                with suppress(Exception):
-                    pubsub.close()
+                if connection is not None:
+                    with suppress(Exception):
+                        connection.disconnect()
 
-    def _probe(self, pubsub: Any, heard_now: bool, now: float, heard: float, pinged: float) -> tuple[float, float]:
+    def _probe(self, connection: Any, heard_now: bool, now: float, heard: float, pinged: float
+               ) -> tuple[float, float]:
         """A subscription can go silent without its connection closing (a half-open connection):
         ping it now and then, and treat silence past the limit as a lost connection."""
         if heard_now:
@@ -212,13 +228,13 @@ class _WakeListener(WakeBoard):
         elif now - heard > self._silence_limit:
             raise redis.ConnectionError(f"the wake subscription was silent for {self._silence_limit:g}s")
         if now - pinged >= self._silence_limit / 3:
-            pubsub.ping()
+            connection.send_command("PING")  # answered ["pong", ""] while subscribed: heard, not bumped
             pinged = now
         return heard, pinged
 
     def close(self) -> None:
         self._closed = True
-        connection = getattr(self._pubsub, "connection", None)
+        connection = self._connection
         if connection is not None:
             with suppress(Exception):  # wakes the subscriber out of its blocking read
                 connection.disconnect()
