@@ -49,7 +49,7 @@ class WakeBoard:
             return len(self._waiters)
 
     def bump(self, queue: str | None) -> None:
-        calls: list[tuple[_Waiter, Snapshot]] = []
+        calls: list[tuple[_Waiter, OnWork, threading.Event, Snapshot]] = []
         with self._lock:
             if queue is None:
                 self._epoch += 1
@@ -60,14 +60,14 @@ class WakeBoard:
                     continue
                 if waiter.on_work is not None and waiter.called is None:
                     waiter.called = threading.Event()
-                    calls.append((waiter, self._snapshot(waiter.queues)))
+                    calls.append((waiter, waiter.on_work, waiter.called, self._snapshot(waiter.queues)))
                 else:
                     waiter.wake.set()
-        for waiter, seen in calls:
+        for waiter, on_work, called, seen in calls:
             try:
-                waiter.on_work(seen)  # type: ignore[misc]  # not None: checked under the lock
+                on_work(seen)
             finally:
-                waiter.called.set()  # type: ignore[union-attr]
+                called.set()
                 waiter.wake.set()
 
     def wait(self, queues: Sequence[str], seen: Snapshot | None, timeout: float, wake: threading.Event,
