@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,6 +133,36 @@ def test_eight_processes_enqueueing_and_claiming_at_once_never_see_a_lock_error(
     counts = app.counts()["q"]
     assert sum(counts.values()) == 1200  # every enqueue landed
     app.close()
+
+
+def _open_new_stores(directory: str, rounds: int, start: Any, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    errors: list[str] = []
+    for n in range(rounds):
+        start.wait(timeout=60)
+        try:
+            Conveyor(f"sqlite:///{directory}/{n}.db").counts()
+        except BackendError as exc:
+            errors.append(f"round {n}: {exc!r} caused by {exc.__cause__!r}")
+    out.put(errors)
+
+
+def test_eight_processes_opening_the_same_new_file_at_once_all_get_a_store(tmp_path: Path) -> None:
+    # Each round, eight processes open one new file at the same moment, so they race to switch it to
+    # WAL; SQLite refuses all but one at once, without waiting (this failed about 1 round in 15).
+    rounds = 40
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    start = ctx.Barrier(8)
+    procs = [ctx.Process(target=_open_new_stores, args=(str(tmp_path), rounds, start, out)) for _ in range(8)]
+    for p in procs:
+        p.start()
+    errors = [error for _ in procs for error in out.get(timeout=120)]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    assert errors == []
+    for n in range(rounds):
+        assert sqlite3.connect(tmp_path / f"{n}.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_a_store_made_by_the_first_schema_is_upgraded_and_keeps_its_jobs(tmp_path: Path) -> None:

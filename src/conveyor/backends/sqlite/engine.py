@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import sqlite3
 import threading
@@ -181,14 +182,30 @@ class SQLiteBackend(FetchesNow):
             if tables - {"sqlite_sequence"} and "conveyor_meta" not in tables:
                 raise BackendError(f"{self.path} is a SQLite database that conveyor did not create "
                                    f"(it has tables {sorted(tables)[:5]}); use a separate file for jobs")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._switch_to_wal(conn)
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
-        if str(mode).lower() != "wal":
+        if mode.lower() != "wal":
             raise BackendError(f"could not switch {self.path} to WAL mode (got {mode!r}); "
                                "SQLite stores need a local filesystem that supports shared memory")
         with self._write() as conn:
             self._migrate(conn)
+
+    def _switch_to_wal(self, conn: sqlite3.Connection) -> str:
+        """Switching a new file to WAL needs it to itself. When another process opening the same
+        new file holds a read lock, SQLite answers SQLITE_BUSY at once instead of calling the busy
+        handler (waiting could deadlock inside SQLite), so this waits here, up to busy_timeout."""
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                busy = (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause * random.uniform(0.5, 1.5))  # jittered, so the openers do not retry in step
+            pause = min(pause * 2, 0.05)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Apply the migrations this store lacks, in the caller's transaction."""
