@@ -7,6 +7,8 @@ import multiprocessing
 import os
 import sqlite3
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +18,10 @@ from typing import Any
 import pytest
 
 from conveyor import BackendError, ConfigurationError, Conveyor
+from conveyor.backends.sqlite import SQLiteBackend
+from conveyor.backends.sqlite import engine as sqlite_engine
 from conveyor.job import JobState, NewJob
+from tests.conftest import wait_for
 
 
 def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -25,8 +30,9 @@ def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app.counts()
     assert (tmp_path / "relative.db").exists()
     app.close()
-    absolute = Conveyor(f"sqlite:///{tmp_path}/abs.db?busy_timeout=5&synchronous=full")
+    absolute = Conveyor(f"sqlite:///{tmp_path}/abs.db?busy_timeout=5&synchronous=full&watch=off")
     absolute.counts()
+    assert absolute.backend.watch is False  # type: ignore[attr-defined]
     assert (tmp_path / "abs.db").exists()
     absolute.close()
 
@@ -48,6 +54,7 @@ def test_default_url_is_conveyor_db_in_the_working_directory(tmp_path: Path,
 @pytest.mark.parametrize(("url", "message"), [
     ("sqlite://", "sqlite:///relative"), ("sqlite:///:memory:", "cannot be shared"),
     ("sqlite:///x.db?fast=1", "unknown option 'fast'"), ("sqlite:///x.db?busy_timeout=soon", "busy_timeout"),
+    ("sqlite:///x.db?watch=maybe", "watch='maybe'"),
     ("mysql://localhost/db", "unknown store URL"),
 ])
 def test_bad_urls_are_refused_with_the_fix(url: str, message: str) -> None:
@@ -183,3 +190,63 @@ def test_a_store_made_by_the_first_schema_is_upgraded_and_keeps_its_jobs(tmp_pat
         conn.execute("UPDATE conveyor_meta SET value = '99'")
     with pytest.raises(BackendError, match="version 99, newer"):
         Conveyor(f"sqlite:///{path}").backend  # noqa: B018
+
+
+def _enqueue_from_another_process(url: str) -> None:
+    Conveyor(url).enqueue("t", queue="q")
+
+
+def _waits(backend: SQLiteBackend) -> tuple[threading.Thread, threading.Event]:
+    """An idle worker's wait on `backend` in a thread; the event is set when the wait returns."""
+    returned = threading.Event()
+
+    def wait() -> None:
+        backend.wait_for_work(["q"], 30.0, threading.Event())
+        returned.set()
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    return thread, returned
+
+
+@pytest.mark.parametrize("watch", [True, False], ids=["inotify", "polling"])
+def test_an_idle_wait_returns_when_another_process_commits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           watch: bool) -> None:
+    # Why SQLite only: how a wait learns of another process's commit is the engine's own business.
+    # Each way is left alone: with the watch, the wait's own check of the counter is put off for a
+    # minute, so only the -wal file's inotify event can end it; without, only polling can.
+    monkeypatch.setattr(sqlite_engine, "WATCHED_POLL", 60.0)
+    url = f"sqlite:///{tmp_path}/jobs.db?watch={'on' if watch else 'off'}"
+    backend = SQLiteBackend(tmp_path / "jobs.db", watch=watch)
+    try:
+        thread, returned = _waits(backend)
+        wait_for(lambda: _waiting(backend) or not watch)
+        process = multiprocessing.get_context("spawn").Process(target=_enqueue_from_another_process, args=(url,))
+        process.start()
+        process.join(timeout=60)
+        assert returned.wait(timeout=10), "the commit did not end the wait"
+        thread.join()
+        watchers = [t for t in threading.enumerate() if t.name == "conveyor-sqlite-watch"]
+        assert len(watchers) == (1 if watch else 0)
+    finally:
+        backend.close()  # which also ends a wait still going: the watch wakes its waiters as it stops
+    assert not any(t.is_alive() for t in watchers), "close() left the watch thread running"
+
+
+def _waiting(backend: SQLiteBackend) -> bool:
+    watch = backend._watch
+    return watch is not None and bool(watch._waiters)
+
+
+def test_an_idle_wait_reads_the_counter_ten_times_a_second_not_five_hundred(tmp_path: Path) -> None:
+    # Why SQLite only: the other engines are told of work by their server and never poll.
+    backend = SQLiteBackend(tmp_path / "jobs.db")
+    conn = backend._conn()
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    started = time.monotonic()
+    backend.wait_for_work(["q"], 1.0, threading.Event())
+    waited = time.monotonic() - started
+    checks = sum("data_version" in statement for statement in statements)
+    assert waited >= 0.99 and checks <= 11, (waited, checks)
+    backend.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 from conveyor.backends.base import (
@@ -22,12 +23,21 @@ from conveyor.errors import ConfigurationError
 __all__ = ["Backend", "Capabilities", "Claim", "Finish", "HeartbeatReply", "Lease", "MinuteStats", "Retention",
            "ScheduleState", "TransactionalBackend", "WorkerInfo", "open_backend"]
 
-_SQLITE_PARAMS = {"busy_timeout": float, "synchronous": str, "poll_interval": float}
+def _switch(text: str) -> bool:
+    """on/off, true/false, yes/no, 1/0."""
+    words = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False, "0": False}
+    if text.lower() not in words:
+        raise ValueError(text)
+    return words[text.lower()]
+
+
+_SQLITE_PARAMS: dict[str, Callable[[str], object]] = {
+    "busy_timeout": float, "synchronous": str, "poll_interval": float, "watch": _switch}
 
 
 def open_backend(url: str, *, retention: Retention) -> Backend:
     """`sqlite:///relative.db`, `sqlite:////absolute/path.db` (SQLAlchemy's spelling), with
-    optional `?busy_timeout=30&synchronous=normal|full&poll_interval=0.002`;
+    optional `?busy_timeout=30&synchronous=normal|full&poll_interval=0.002&watch=on|off`;
     `redis://[user:password@]host:6379/0` or `rediss://` (TLS), with optional
     `?namespace=conveyor&socket_timeout=10` (other query options go to redis-py);
     `postgresql://user:password@host:5432/db` (or `postgres://`), with optional

@@ -37,6 +37,7 @@ from conveyor.backends.base import (
 from conveyor.backends.shared import job_filter, record_from_values, refusal
 from conveyor.backends.shared import record_from_row as _record
 from conveyor.backends.sql_files import load_migrations, load_sql
+from conveyor.backends.sqlite.watch import WATCHED_POLL, WalWatch
 from conveyor.errors import BackendError, ConfigurationError
 from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
 
@@ -67,6 +68,7 @@ class SQLiteBackend(FetchesNow):
         busy_timeout: float = 30.0,
         synchronous: str = "NORMAL",
         poll_interval: float = 0.002,
+        watch: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path)
@@ -77,6 +79,8 @@ class SQLiteBackend(FetchesNow):
         if self.synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ConfigurationError(f"synchronous={synchronous!r}: use one of normal, full, extra, off")
         self.poll_interval = poll_interval
+        self.watch = watch
+        self._watch: WalWatch | None = None
         self._clock = clock
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -231,6 +235,10 @@ class SQLiteBackend(FetchesNow):
 
     def close(self) -> None:
         self._closed = True
+        with self._connections_lock:
+            watch, self._watch = self._watch, None
+        if watch is not None and watch.pid == os.getpid():
+            watch.close()
         with self._connections_lock:
             for conn in self._connections:
                 with suppress(sqlite3.Error):
@@ -555,17 +563,37 @@ class SQLiteBackend(FetchesNow):
                       claim: Claim | None = None) -> None:
         # `claim` is not sent from here: the worker sends it once this returns
         conn = self._conn()
-        with self._read():
-            seen = self._local.data_version
-            if seen is None:
-                seen = conn.execute("PRAGMA data_version").fetchone()[0]
-            next_due = conn.execute(
-                "SELECT min(run_at) FROM conveyor_jobs WHERE state = 'scheduled'").fetchone()[0]
-            if next_due is not None:
-                timeout = min(timeout, max(0.0, next_due - self.now()))
-            deadline = time.monotonic() + timeout
-            while (remaining := deadline - time.monotonic()) > 0:
-                if wake.wait(min(self.poll_interval, remaining)):
-                    return
-                if conn.execute("PRAGMA data_version").fetchone()[0] != seen:
-                    return
+        watch = self._wal_watch()
+        if watch is not None:
+            watch.add(wake)  # before the counter is read, so a commit after the read wakes this wait
+        try:
+            with self._read():
+                seen = self._local.data_version
+                if seen is None:
+                    seen = conn.execute("PRAGMA data_version").fetchone()[0]
+                next_due = conn.execute(
+                    "SELECT min(run_at) FROM conveyor_jobs WHERE state = 'scheduled'").fetchone()[0]
+                if next_due is not None:
+                    timeout = min(timeout, max(0.0, next_due - self.now()))
+                deadline = time.monotonic() + timeout
+                while (remaining := deadline - time.monotonic()) > 0:
+                    watched = watch is not None and watch.alive
+                    if wake.wait(min(WATCHED_POLL if watched else self.poll_interval, remaining)):
+                        return
+                    if conn.execute("PRAGMA data_version").fetchone()[0] != seen:
+                        return
+        finally:
+            if watch is not None:
+                watch.discard(wake)
+
+    def _wal_watch(self) -> WalWatch | None:
+        """This process's watch of the -wal file, started by the first wait (None without inotify)."""
+        if not self.watch:
+            return None
+        with self._connections_lock:
+            if self._watch is None or self._watch.pid != os.getpid():
+                self._watch = WalWatch.start(self.path, self._data_version)
+            return self._watch
+
+    def _data_version(self) -> int:
+        return int(self._conn().execute("PRAGMA data_version").fetchone()[0])
