@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -112,9 +112,10 @@ def test_a_read_only_store_says_so(tmp_path: Path) -> None:
     assert sum(Conveyor(f"sqlite:///{path}").counts()["default"].values()) == 1
 
 
-def _produce_and_consume(url: str, count: int, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _produce_and_consume(url: str, count: int, start: Any, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     app = Conveyor(url)
     done: list[str] = []
+    start.wait(timeout=60)
     for _ in range(count):
         app.backend.enqueue([NewJob(id=uuid.uuid4().hex, task="t", queue="q", priority=0, payload="{}",
                                     max_attempts=1, timeout=None)])
@@ -123,18 +124,25 @@ def _produce_and_consume(url: str, count: int, out: multiprocessing.Queue) -> No
     app.close()
 
 
-def test_eight_processes_enqueueing_and_claiming_at_once_never_see_a_lock_error(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/busy.db"
-    Conveyor(url).counts()
+def _in_eight_processes(target: Callable[..., None], *args: Any) -> list[Any]:
+    """Run target(*args, start, out) in eight spawned processes; `start` is a barrier for all
+    eight, and each puts one list on `out`. Returns those lists' items."""
     ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_produce_and_consume, args=(url, 150, out)) for _ in range(8)]
+    out, start = ctx.Queue(), ctx.Barrier(8)
+    procs = [ctx.Process(target=target, args=(*args, start, out)) for _ in range(8)]
     for p in procs:
         p.start()
-    claimed = [job_id for _ in procs for job_id in out.get(timeout=120)]
+    items = [item for _ in procs for item in out.get(timeout=120)]
     for p in procs:
         p.join(timeout=30)
         assert p.exitcode == 0
+    return items
+
+
+def test_eight_processes_enqueueing_and_claiming_at_once_never_see_a_lock_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/busy.db"
+    Conveyor(url).counts()
+    claimed = _in_eight_processes(_produce_and_consume, url, 150)
     assert len(claimed) == len(set(claimed))  # no job claimed twice
     app = Conveyor(url)
     counts = app.counts()["q"]
@@ -157,17 +165,7 @@ def test_eight_processes_opening_the_same_new_file_at_once_all_get_a_store(tmp_p
     # Each round, eight processes open one new file at the same moment, so they race to switch it to
     # WAL; SQLite refuses all but one at once, without waiting (this failed about 1 round in 15).
     rounds = 40
-    ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    start = ctx.Barrier(8)
-    procs = [ctx.Process(target=_open_new_stores, args=(str(tmp_path), rounds, start, out)) for _ in range(8)]
-    for p in procs:
-        p.start()
-    errors = [error for _ in procs for error in out.get(timeout=120)]
-    for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
-    assert errors == []
+    assert _in_eight_processes(_open_new_stores, str(tmp_path), rounds) == []
     for n in range(rounds):
         assert sqlite3.connect(tmp_path / f"{n}.db").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
