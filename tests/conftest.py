@@ -19,12 +19,6 @@ T = TypeVar("T")
 ENGINES = ["sqlite", "redis", "postgres"]
 
 
-def pytest_report_header() -> str:
-    """Which redis-server the Redis tests start ($CONVEYOR_REDIS_SERVER picks another binary:
-    `make test` runs the Redis suites again on Redis 6.2 and on Valkey)."""
-    return f"redis-server: {RedisServer.version()}"
-
-
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One redis-server for the session; each test gets its own namespace in it."""

@@ -56,14 +56,6 @@ class RedisServer:
                                "redis-server, as root)")
         return binary
 
-    @classmethod
-    def version(cls) -> str:
-        try:
-            binary = cls.binary_path()
-            return subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout.strip()
-        except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
-            return f"unavailable ({exc})"
-
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"

@@ -570,7 +570,7 @@ class SQLiteBackend(FetchesNow):
             with self._read():
                 seen = self._local.data_version
                 if seen is None:
-                    seen = conn.execute("PRAGMA data_version").fetchone()[0]
+                    seen = self._data_version()
                 next_due = conn.execute(
                     "SELECT min(run_at) FROM conveyor_jobs WHERE state = 'scheduled'").fetchone()[0]
                 if next_due is not None:
@@ -580,7 +580,7 @@ class SQLiteBackend(FetchesNow):
                     watched = watch is not None and watch.alive
                     if wake.wait(min(WATCHED_POLL if watched else self.poll_interval, remaining)):
                         return
-                    if conn.execute("PRAGMA data_version").fetchone()[0] != seen:
+                    if self._data_version() != seen:
                         return
         finally:
             if watch is not None:
