@@ -20,6 +20,7 @@ import pytest
 from conveyor import BackendError, ConfigurationError, Conveyor
 from conveyor.backends.sqlite import SQLiteBackend
 from conveyor.backends.sqlite import engine as sqlite_engine
+from conveyor.backends.sqlite.turn import WriteTurn
 from conveyor.job import JobState, NewJob
 from tests.conftest import wait_for
 
@@ -30,9 +31,11 @@ def test_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app.counts()
     assert (tmp_path / "relative.db").exists()
     app.close()
-    absolute = Conveyor(f"sqlite:///{tmp_path}/abs.db?busy_timeout=5&synchronous=full&watch=off")
+    assert app.backend._turn is not None  # type: ignore[attr-defined]
+    absolute = Conveyor(f"sqlite:///{tmp_path}/abs.db?busy_timeout=5&synchronous=full&watch=off&turn=off")
     absolute.counts()
     assert absolute.backend.watch is False  # type: ignore[attr-defined]
+    assert absolute.backend._turn is None  # type: ignore[attr-defined]
     assert (tmp_path / "abs.db").exists()
     absolute.close()
 
@@ -216,6 +219,7 @@ def test_an_idle_wait_returns_when_another_process_commits(tmp_path: Path, monke
     monkeypatch.setattr(sqlite_engine, "WATCHED_POLL", 60.0)
     url = f"sqlite:///{tmp_path}/jobs.db?watch={'on' if watch else 'off'}"
     backend = SQLiteBackend(tmp_path / "jobs.db", watch=watch)
+    earlier = set(threading.enumerate())  # watches of other tests' stores not yet closed are not this one's
     try:
         thread, returned = _waits(backend)
         wait_for(lambda: _waiting(backend) or not watch)
@@ -224,7 +228,7 @@ def test_an_idle_wait_returns_when_another_process_commits(tmp_path: Path, monke
         process.join(timeout=60)
         assert returned.wait(timeout=10), "the commit did not end the wait"
         thread.join()
-        watchers = [t for t in threading.enumerate() if t.name == "conveyor-sqlite-watch"]
+        watchers = [t for t in set(threading.enumerate()) - earlier if t.name == "conveyor-sqlite-watch"]
         assert len(watchers) == (1 if watch else 0)
     finally:
         backend.close()  # which also ends a wait still going: the watch wakes its waiters as it stops
@@ -248,3 +252,95 @@ def test_an_idle_wait_reads_the_counter_ten_times_a_second_not_five_hundred(tmp_
     checks = sum("data_version" in statement for statement in statements)
     assert waited >= 0.99 and checks <= 11, (waited, checks)
     backend.close()
+
+
+def _new_job() -> NewJob:
+    return NewJob(id=uuid.uuid4().hex, task="t", queue="q", priority=0, payload="{}", max_attempts=1, timeout=None)
+
+
+def _hold_the_turn(store: str, held: Any, release: Any, die: bool) -> None:
+    turn = WriteTurn.open(Path(store))
+    assert turn is not None and turn.acquire(5)
+    held.set()
+    if die:
+        os._exit(0)  # dies holding it
+    release.wait(timeout=60)
+    turn.release()
+
+
+@contextmanager
+def _turn_held_elsewhere(store: Path, *, die: bool = False) -> Iterator[Any]:
+    """Another process holds `store`'s write turn until the yielded event is set (or has died holding it)."""
+    ctx = multiprocessing.get_context("spawn")
+    held, release = ctx.Event(), ctx.Event()
+    process = ctx.Process(target=_hold_the_turn, args=(str(store), held, release, die))
+    process.start()
+    try:
+        assert held.wait(timeout=60)
+        if die:
+            process.join(timeout=30)
+        yield release
+    finally:
+        release.set()
+        process.join(timeout=30)
+
+
+def test_a_writer_waits_for_another_process_turn_and_writes_as_soon_as_it_is_free(tmp_path: Path) -> None:
+    # Why SQLite only: the other engines' servers order their writers themselves.
+    backend = SQLiteBackend(tmp_path / "jobs.db")
+    job = _new_job()
+    written = threading.Event()
+    with _turn_held_elsewhere(tmp_path / "jobs.db") as release:
+        writer = threading.Thread(target=lambda: (backend.enqueue([job]), written.set()))
+        writer.start()
+        assert not written.wait(0.3), "the write went ahead during another process's turn"
+        release.set()
+        assert written.wait(10), "the write did not go ahead once the turn was free"
+    writer.join()
+    assert backend.get(job.id) is not None
+    backend.close()
+
+
+def test_a_turn_held_past_busy_timeout_holds_up_no_writer_beyond_it(tmp_path: Path) -> None:
+    # A process stopped while it holds the turn (SIGSTOP, `docker pause`) must not hang the others:
+    # after busy_timeout they go on to SQLite's own lock, which is free here.
+    backend = SQLiteBackend(tmp_path / "jobs.db", busy_timeout=0.5)
+    job = _new_job()
+    with _turn_held_elsewhere(tmp_path / "jobs.db"):
+        started = time.monotonic()
+        backend.enqueue([job])
+        waited = time.monotonic() - started
+    assert 0.45 <= waited < 5, waited
+    assert backend.get(job.id) is not None
+    backend.close()
+
+
+def test_a_turn_whose_holder_died_is_taken_at_once(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "jobs.db")  # busy_timeout 30 s
+    with _turn_held_elsewhere(tmp_path / "jobs.db", die=True):
+        started = time.monotonic()
+        backend.enqueue([_new_job()])
+        waited = time.monotonic() - started
+    assert waited < 5, waited
+    backend.close()
+
+
+def test_a_turn_file_set_up_by_another_platform_is_left_alone(tmp_path: Path) -> None:
+    # Containers sharing a volume may differ in C library: their mutexes are not the same bytes.
+    foreign = b"conveyor-turn-1 linux riscv64 musl".ljust(4096, b"\0")
+    (tmp_path / "jobs.db-turn").write_bytes(foreign)
+    backend = SQLiteBackend(tmp_path / "jobs.db")
+    assert backend._turn is None
+    backend.enqueue([_new_job()])
+    assert (tmp_path / "jobs.db-turn").read_bytes() == foreign
+    backend.close()
+
+
+def test_close_unmaps_the_turn_file(tmp_path: Path) -> None:
+    # A mapping keeps its filesystem busy: a store on a volume could not be unmounted after close().
+    maps = Path("/proc/self/maps")
+    backend = SQLiteBackend(tmp_path / "jobs.db")
+    backend.enqueue([_new_job()])
+    assert str(tmp_path / "jobs.db-turn") in maps.read_text()
+    backend.close()
+    assert str(tmp_path / "jobs.db-turn") not in maps.read_text()

@@ -32,12 +32,12 @@ def _switch(text: str) -> bool:
 
 
 _SQLITE_PARAMS: dict[str, Callable[[str], object]] = {
-    "busy_timeout": float, "synchronous": str, "poll_interval": float, "watch": _switch}
+    "busy_timeout": float, "synchronous": str, "poll_interval": float, "watch": _switch, "turn": _switch}
 
 
 def open_backend(url: str, *, retention: Retention) -> Backend:
     """`sqlite:///relative.db`, `sqlite:////absolute/path.db` (SQLAlchemy's spelling), with
-    optional `?busy_timeout=30&synchronous=normal|full&poll_interval=0.002&watch=on|off`;
+    optional `?busy_timeout=30&synchronous=normal|full&poll_interval=0.002&watch=on|off&turn=on|off`;
     `redis://[user:password@]host:6379/0` or `rediss://` (TLS), with optional
     `?namespace=conveyor&socket_timeout=10` (other query options go to redis-py);
     `postgresql://user:password@host:5432/db` (or `postgres://`), with optional

@@ -32,7 +32,7 @@ from conveyor.app import Conveyor
 from conveyor.job import FINISHED_STATES, JobRecord, JobState
 
 APP_PATH = "conveyor.demo.app:app"
-STORE_FILES = ("demo.db", "demo.db-wal", "demo.db-shm")
+STORE_FILES = ("demo.db", "demo.db-wal", "demo.db-shm", "demo.db-turn")
 OUTPUTS = {"outbox": "welcome-*.eml", "thumbnails": "product-*.png", "invoices": "invoice-*.pdf"}
 WORKER_LOG = "workers.log"
 REFRESH_SECONDS = 0.1  # the live display's ~10 frames a second

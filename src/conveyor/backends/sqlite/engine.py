@@ -1,7 +1,8 @@
 """The embedded engine: one SQLite file in WAL mode, shared by every process on the machine.
 
 Writes run in BEGIN IMMEDIATE transactions, so concurrent processes queue up on SQLite's
-write lock (waiting up to `busy_timeout`) instead of failing half-way. Each thread gets its own
+write lock (waiting up to `busy_timeout`) instead of failing half-way; each writer first takes its
+turn (turn.py), so it is woken as the lock frees instead of sleeping in SQLite's busy handler. Each thread gets its own
 connection. Workers learn of new work by watching `PRAGMA data_version`, which changes when
 any other connection commits: a cheap in-memory read, so idle workers wake within one poll
 interval of an enqueue without querying the jobs table.
@@ -37,6 +38,7 @@ from conveyor.backends.base import (
 from conveyor.backends.shared import job_filter, record_from_values, refusal
 from conveyor.backends.shared import record_from_row as _record
 from conveyor.backends.sql_files import load_migrations, load_sql
+from conveyor.backends.sqlite.turn import WriteTurn
 from conveyor.backends.sqlite.watch import WATCHED_POLL, WalWatch
 from conveyor.errors import BackendError, ConfigurationError
 from conveyor.job import FINISHED_STATES, JobRecord, JobState, NewJob
@@ -69,6 +71,7 @@ class SQLiteBackend(FetchesNow):
         synchronous: str = "NORMAL",
         poll_interval: float = 0.002,
         watch: bool = True,
+        turn: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path)
@@ -86,7 +89,9 @@ class SQLiteBackend(FetchesNow):
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._closed = False
+        self._turn: WriteTurn | None = None
         self._ensure_schema()
+        self._turn = WriteTurn.open(self.path) if turn else None
 
     # -- connections and transactions -------------------------------------------------------
 
@@ -150,7 +155,18 @@ class SQLiteBackend(FetchesNow):
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One atomic change: BEGIN IMMEDIATE takes the write lock up front, so the transaction
-        never has to upgrade a read lock (which is what makes concurrent writers deadlock)."""
+        never has to upgrade a read lock (which is what makes concurrent writers deadlock). The
+        writer first waits for its turn (see turn.py), so it is woken when the lock is free."""
+        # Without a turn (none here, or its holder kept it past busy_timeout), on to SQLite's lock.
+        turn = self._turn if self._turn is not None and self._turn.acquire(self.busy_timeout) else None
+        try:
+            yield from self._transaction()
+        finally:
+            if turn is not None:
+                turn.release()
+
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """_write's transaction, a generator it delegates to (exceptions in the caller's block come in here)."""
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -235,6 +251,9 @@ class SQLiteBackend(FetchesNow):
 
     def close(self) -> None:
         self._closed = True
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.close()
         with self._connections_lock:
             watch, self._watch = self._watch, None
         if watch is not None and watch.pid == os.getpid():
