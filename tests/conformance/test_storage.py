@@ -124,6 +124,18 @@ def test_duplicate_ids_in_one_batch_make_one_job(backend: Backend) -> None:
     assert len(backend.list_jobs()) == 2
 
 
+def test_a_batch_of_thousands_lands_whole_each_job_in_its_state_and_order(backend: Backend) -> None:
+    # Large enough that an engine gathering a batch's writes per key must split them (Redis: Lua's
+    # unpack takes at most 8,000 values).
+    jobs = [new_job(delay=3600.0 if i % 5 == 0 else 0.0) for i in range(5000)]
+    backend.enqueue(jobs)
+    queued = [job.id for job in jobs if not job.delay]
+    assert backend.counts()["default"] == {JobState.QUEUED: 4000, JobState.SCHEDULED: 1000}
+    assert len(backend.list_jobs(state=JobState.SCHEDULED, limit=5000)) == 1000
+    assert [r.id for r in backend.list_jobs(state=JobState.QUEUED, limit=5000)] == queued[::-1]  # newest first
+    assert [r.id for r in fetch(backend, limit=4000)] == queued
+
+
 def _fetch_all(url: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     app = Conveyor(url)
     got: list[str] = []

@@ -73,6 +73,27 @@ end
 
 local function begin_counts() BATCH_COUNTS = {} end
 
+-- While a batch is inserted, the new jobs' sorted-set entries are gathered per key and written with
+-- one ZADD per key at the end (see place): one command per job fewer for each set it enters.
+local BATCH_ADDS = nil
+
+local function zadd(key, score, member)
+  if not BATCH_ADDS then return redis.call('ZADD', key, score, member) end
+  local pairs_of_key = BATCH_ADDS[key]
+  if not pairs_of_key then pairs_of_key = {}; BATCH_ADDS[key] = pairs_of_key end
+  pairs_of_key[#pairs_of_key + 1] = score
+  pairs_of_key[#pairs_of_key + 1] = member
+end
+
+local function write_adds()
+  for key, args in pairs(BATCH_ADDS) do
+    for i = 1, #args, 2000 do  -- unpack is bounded by Lua's C stack (8,000 values)
+      redis.call('ZADD', key, unpack(args, i, math.min(i + 1999, #args)))
+    end
+  end
+  BATCH_ADDS = nil
+end
+
 local function end_counts()
   for field, delta in pairs(BATCH_COUNTS) do write_count(field, delta) end
   BATCH_COUNTS = nil
@@ -98,7 +119,8 @@ local function leave(job, popped)
 end
 
 -- Put a job (its times and state already set) into the structure of its state.
--- Idle workers are told when a queue gains its first job or a queue's earliest due time moves sooner.
+-- Idle workers are told when a queue gains its first job or a queue's earliest due time moves sooner
+-- (during a batch, the earliest read may be later than the batch's own: a wake-up too many, never one too few).
 local function place(job)
   local state = job.state
   if state == 'queued' then
@@ -106,15 +128,15 @@ local function place(job)
     if not (BATCH_SEEN and BATCH_SEEN[job.queue]) and redis.call('ZCARD', key) == 0 then
       redis.call('PUBLISH', WAKE, job.queue)
     end
-    redis.call('ZADD', key, -job.priority, queued_member(job))
+    zadd(key, -job.priority, queued_member(job))
   elseif state == 'scheduled' then
     local key = key_of(SCHEDULED_KEY, job.queue)
     local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
     if first[2] == nil or tonumber(job.run_at) < tonumber(first[2]) then redis.call('PUBLISH', WAKE, job.queue) end
-    redis.call('ZADD', key, job.run_at, job.id)
-  elseif state == 'running' then redis.call('ZADD', K_RUNNING, job.lease_expires_at, job.id)
-  else redis.call('ZADD', K_EXPIRY, job.expires_at, job.id) end
-  if state ~= 'running' then redis.call('ZADD', STATE_KEY[state], job.seq, job.id) end
+    zadd(key, job.run_at, job.id)
+  elseif state == 'running' then zadd(K_RUNNING, job.lease_expires_at, job.id)
+  else zadd(K_EXPIRY, job.expires_at, job.id) end
+  if state ~= 'running' then zadd(STATE_KEY[state], job.seq, job.id) end
   count(job.queue, state, 1)
 end
 
@@ -173,7 +195,7 @@ local function insert_batch(first, last, t)
   local size = math.floor((last - first) / JOB_ARGS) + 1  -- `last` is any index within the last job
   local seq = (size == 1 and redis.call('INCR', K_SEQ) or redis.call('INCRBY', K_SEQ, size)) - size
   local queues = nil
-  if size > 1 then begin_counts(); BATCH_SEEN, queues = {}, {} end
+  if size > 1 then begin_counts(); BATCH_SEEN, BATCH_ADDS, queues = {}, {}, {} end
   for b = ARGS_AT + first - 1, ARGS_AT + last - 1, JOB_ARGS do
     local run_at = ARGV[b + 6] ~= '' and tonumber(ARGV[b + 6]) or t + tonumber(ARGV[b + 5])
     seq = seq + 1
@@ -187,6 +209,7 @@ local function insert_batch(first, last, t)
     end
   end
   if queues then
+    write_adds()
     end_counts()
     for queue in pairs(queues) do redis.call('SADD', K_QUEUES, queue) end
     BATCH_SEEN = nil
