@@ -344,3 +344,18 @@ def test_close_unmaps_the_turn_file(tmp_path: Path) -> None:
     assert str(tmp_path / "jobs.db-turn") in maps.read_text()
     backend.close()
     assert str(tmp_path / "jobs.db-turn") not in maps.read_text()
+
+
+def test_a_thread_holding_the_turn_is_not_kept_waiting_for_itself(tmp_path: Path) -> None:
+    # Two stores opened on one file in one process: a write through one inside a write through the
+    # other must not wait busy_timeout for a turn its own thread holds.
+    (tmp_path / "jobs.db").touch()
+    first, second = WriteTurn.open(tmp_path / "jobs.db"), WriteTurn.open(tmp_path / "jobs.db")
+    assert first is not None and second is not None
+    assert first.acquire(5)
+    started = time.monotonic()
+    assert not second.acquire(5)
+    assert time.monotonic() - started < 1
+    first.release()
+    assert second.acquire(5)
+    second.release()

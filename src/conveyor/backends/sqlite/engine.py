@@ -1,11 +1,11 @@
 """The embedded engine: one SQLite file in WAL mode, shared by every process on the machine.
 
 Writes run in BEGIN IMMEDIATE transactions, so concurrent processes queue up on SQLite's
-write lock (waiting up to `busy_timeout`) instead of failing half-way; each writer first takes its
-turn (turn.py), so it is woken as the lock frees instead of sleeping in SQLite's busy handler. Each thread gets its own
-connection. Workers learn of new work by watching `PRAGMA data_version`, which changes when
-any other connection commits: a cheap in-memory read, so idle workers wake within one poll
-interval of an enqueue without querying the jobs table.
+write lock (waiting up to `busy_timeout`) instead of failing half-way; each writer first takes
+its turn (turn.py), so it is woken as the lock frees instead of sleeping in SQLite's busy
+handler. Each thread gets its own connection. Workers learn of new work by watching
+`PRAGMA data_version`, which changes when any other connection commits: a cheap in-memory read,
+so idle workers wake within one poll interval of an enqueue without querying the jobs table.
 """
 
 from __future__ import annotations

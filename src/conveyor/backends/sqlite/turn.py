@@ -111,14 +111,13 @@ def _check(code: int) -> None:
 
 
 class WriteTurn:
-    """One process's view of the store's turn; `acquire` and `release` on the same thread."""
+    """One process's view of the store's turn, shared by its threads."""
 
     def __init__(self, pthread: _Pthread, memory: mmap.mmap) -> None:
         self._pthread = pthread
         self._memory = memory
         self._view: ctypes.c_char | None = ctypes.c_char.from_buffer(memory, _MUTEX_AT)
         self._mutex = ctypes.addressof(self._view)
-        self._held = threading.local()
         # The mapping outlives close() while a thread waits for or holds the turn: the last one unmaps it.
         self._users = 0
         self._users_lock = threading.Lock()
@@ -168,10 +167,7 @@ class WriteTurn:
 
     def acquire(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the turn; False if it did not come (go on without it).
-        A thread that holds the turn already (a nested write) does not wait for itself."""
-        if getattr(self._held, "depth", 0):
-            self._held.depth += 1
-            return True
+        A thread that holds it already is told so at once (EDEADLK: the mutex checks errors)."""
         with self._users_lock:
             if self._closed:
                 return False
@@ -189,14 +185,12 @@ class WriteTurn:
                 logger.debug("write turn not taken: %s", os.strerror(code))
             self._leave()
             return False
-        self._held.depth = 1
         return True
 
     def release(self) -> None:
-        self._held.depth -= 1
-        if self._held.depth == 0:
-            self._pthread.mutex_unlock(self._mutex)
-            self._leave()
+        """Only after an `acquire` that returned True, on the same thread."""
+        self._pthread.mutex_unlock(self._mutex)
+        self._leave()
 
     def close(self) -> None:
         """Unmap the file (now, or when the last thread using the turn is done with it): a
